@@ -1,0 +1,230 @@
+//! Parameter profiles: one per hardware/deployment kind, shared by every fault row.
+//!
+//! Each default names its source: `model-facts.md` (§ numbers) and the Dynamo / Kubernetes
+//! source files read for it. Nothing here is tuned per table row. Two values are *fitted once*
+//! to the baseline (`none`) rows and used unchanged by every other row; they say so.
+
+use sim_core::SimDuration;
+
+use crate::engine::timing::Timing;
+
+/// A readiness (or startup) probe as the kubelet runs it.
+#[derive(Clone, Debug)]
+pub struct ProbeSpec {
+    /// `initialDelaySeconds` [ns].
+    pub initial_delay: SimDuration,
+    /// `periodSeconds` [ns].
+    pub period: SimDuration,
+    /// Time from probe start to its result reaching the pod status [ns].
+    pub latency: SimDuration,
+}
+
+/// Kubernetes behaviour.
+#[derive(Clone, Debug)]
+pub struct KubeProfile {
+    /// Frontend readiness probe: exec `curl /health | jq .status=="healthy"`, 60 s initial delay,
+    /// 60 s period (operator `component_frontend.go`, 0.4–0.6 era; later releases use 10/10).
+    pub frontend_readiness: ProbeSpec,
+    /// Worker readiness: `/health` every 10 s, no initial delay; a startup probe on `/live`
+    /// every 10 s gates it (operator `component_worker.go`, mid-2025).
+    pub worker_readiness: ProbeSpec,
+    /// Pod worker resync interval: a pod is synced again this long after its last sync
+    /// (kubelet `--sync-frequency`, 1 min), and each sync triggers a not-ready container's
+    /// readiness probe at once (kubelet `prober_manager.go` `UpdatePodStatus` manual trigger) [ns].
+    pub resync: SimDuration,
+    /// Jitter factor on the resync: the interval is drawn from `resync × [1, 1 + f)`
+    /// (kubelet `workerResyncIntervalJitterFactor` 0.5).
+    pub resync_jitter: f64,
+    /// From a container's exit to the pod showing NotReady: PLEG relists every 1 s (kubelet
+    /// `genericPlegRelistPeriod`) plus the status update [ns].
+    pub exit_to_not_ready: SimDuration,
+    /// First restart of a crashed container: immediate; then 10 s doubling to 300 s
+    /// (kubelet `doBackOff`, `model-facts.md` §3) [ns].
+    pub restart_backoff: SimDuration,
+    /// Back-off cap [ns].
+    pub restart_backoff_cap: SimDuration,
+    /// Minimum grace a force-deleted pod's containers get before SIGKILL (kubelet
+    /// `minimumGracePeriodInSeconds` = 2) [ns].
+    pub force_delete_grace: SimDuration,
+    /// A replacement pod: ReplicaSet reaction + scheduling + sandbox and container creation
+    /// with the image cached (recovery of `*_pod` rows is 2–4 s above the process rows) [ns].
+    pub pod_create: SimDuration,
+    /// Container start for a restart in the same pod [ns].
+    pub container_restart: SimDuration,
+    /// First pod creation at deployment start: image pull on a warm node and sandbox set-up
+    /// (the suite's startup rows, 160–182 s, minus the worker's load time) [ns].
+    pub first_pod_create: SimDuration,
+}
+
+/// Process start-up and shutdown times.
+#[derive(Clone, Debug)]
+pub struct ProcessProfile {
+    /// Frontend process: from container start to "added model" once a worker is registered
+    /// (recovery of the `frontend` rows: 3.4–4.4 s) [ns].
+    pub frontend_start: SimDuration,
+    /// Worker (`dynamo.vllm`) from container start to "has been initialized" and serving:
+    /// import, model load, engine init and CUDA graphs (recovery of the worker rows:
+    /// 152–156 s) [ns]; drawn normal with `worker_start_sd`.
+    pub worker_start: SimDuration,
+    /// Standard deviation of the worker start [ns].
+    pub worker_start_sd: SimDuration,
+    /// Frontend exit after SIGINT (no signal handler before Dynamo PR #3481: Python's
+    /// KeyboardInterrupt ends it promptly) [ns].
+    pub frontend_sigint_exit: SimDuration,
+    /// Engine monitor polling period: a dead EngineCore is noticed within this, then the
+    /// worker shuts down and exits 1 (`engine_monitor.py` `HEALTH_CHECK_INTERVAL` = 2) [ns].
+    pub engine_monitor_period: SimDuration,
+    /// etcd lease TTL (`lib/runtime/src/transports/etcd.rs`, 10 s, §3) [ns].
+    pub lease_ttl: SimDuration,
+    /// etcd lease keep-alive period (TTL/2, §3) [ns].
+    pub lease_keepalive: SimDuration,
+    /// Watch event delivery from etcd to a frontend [ns].
+    pub watch_delay: SimDuration,
+}
+
+/// The suite's client environment (`model-facts.md` §1; `tests/fault_tolerance/deploy/client.py`).
+#[derive(Clone, Debug)]
+pub struct HarnessProfile {
+    /// From `Process.start()` to the client's first pod list: spawn, imports, Kubernetes
+    /// client set-up [ns].
+    pub client_start: SimDuration,
+    /// Spread of client start (uniform ± this) [ns].
+    pub client_start_spread: SimDuration,
+    /// One kr8s pod list call from the client, made before every request [ns].
+    pub pod_list: SimDuration,
+    /// One kr8s `pod.ready()` refresh (a GET per listed pod, before every request) [ns].
+    pub pod_get: SimDuration,
+    /// Opening a port-forward: 0.5 s sleep then a checked HEAD request
+    /// (`managed_deployment.py` `port_forward`) [ns].
+    pub port_forward_open: SimDuration,
+    /// Extra round-trip of a request through the port-forward tunnel and HTTP handling [ns].
+    pub request_overhead: SimDuration,
+    /// Time for an immediate error answer through a live forward (404/500 from the frontend) [ns].
+    pub error_answer: SimDuration,
+    /// Delay from the "Injecting failure" log line to the fault taking effect: `ps` and `kill`
+    /// through `kubectl exec` for process kills, log collection then delete for pods [ns].
+    pub exec_kill_delay: SimDuration,
+    /// As `exec_kill_delay`, for pod deletion (logs are saved first) [ns].
+    pub delete_delay: SimDuration,
+    /// The test polls the DynamoGraphDeployment for readiness every second
+    /// (`managed_deployment.py` `_wait_for_ready`, sleep 1) [ns].
+    pub ready_poll: SimDuration,
+}
+
+/// Engine limits (vLLM / Dynamo mocker defaults, `model-facts.md` §2).
+#[derive(Clone, Debug)]
+pub struct EngineLimits {
+    /// KV cache blocks per worker (16,384).
+    pub num_gpu_blocks: u32,
+    /// Tokens per block (64).
+    pub block_size: u32,
+    /// Maximum running sequences (256).
+    pub max_num_seqs: u32,
+    /// Token budget per step (8,192).
+    pub max_num_batched_tokens: u32,
+    /// Chunked prefill on.
+    pub chunked_prefill: bool,
+}
+
+impl Default for EngineLimits {
+    fn default() -> Self {
+        EngineLimits {
+            num_gpu_blocks: 16_384,
+            block_size: 64,
+            max_num_seqs: 256,
+            max_num_batched_tokens: 8_192,
+            chunked_prefill: true,
+        }
+    }
+}
+
+/// A whole profile.
+#[derive(Clone, Debug)]
+pub struct Profile {
+    /// Profile name.
+    pub name: &'static str,
+    /// Engine step-time model.
+    pub timing: Timing,
+    /// Engine limits.
+    pub engine: EngineLimits,
+    /// Kubernetes.
+    pub kube: KubeProfile,
+    /// Processes, discovery.
+    pub process: ProcessProfile,
+    /// The test harness.
+    pub harness: HarnessProfile,
+}
+
+const fn s(x: u64) -> SimDuration {
+    SimDuration::from_secs(x)
+}
+const fn ms(x: u64) -> SimDuration {
+    SimDuration::from_millis(x)
+}
+
+impl Profile {
+    /// Names of the built-in profiles.
+    pub const BUILTIN: &'static [&'static str] = &["a100-k8s"];
+
+    /// A built-in profile by name.
+    pub fn builtin(name: &str) -> Option<Profile> {
+        match name {
+            "a100-k8s" => Some(Self::a100_k8s()),
+            _ => None,
+        }
+    }
+
+    /// Dynamo 0.4–0.6 on Kubernetes with A100 GPUs, as behind the published tables
+    /// (`ft-test-suite-k8s-a100.md`), serving the suite's default model (Qwen3-0.6B, stock
+    /// `agg.yaml`).
+    pub fn a100_k8s() -> Profile {
+        Profile {
+            name: "a100-k8s",
+            timing: Timing::a100_qwen3_0_6b(),
+            engine: EngineLimits::default(),
+            kube: KubeProfile {
+                frontend_readiness: ProbeSpec {
+                    initial_delay: s(60),
+                    period: s(60),
+                    latency: ms(100),
+                },
+                worker_readiness: ProbeSpec {
+                    initial_delay: s(0),
+                    period: s(10),
+                    latency: ms(50),
+                },
+                resync: s(60),
+                resync_jitter: 0.5,
+                exit_to_not_ready: ms(1_000),
+                restart_backoff: s(10),
+                restart_backoff_cap: s(300),
+                force_delete_grace: s(2),
+                pod_create: ms(2_000),
+                container_restart: ms(500),
+                first_pod_create: s(12),
+            },
+            process: ProcessProfile {
+                frontend_start: ms(2_900),
+                worker_start: s(152),
+                worker_start_sd: ms(1_500),
+                frontend_sigint_exit: ms(300),
+                engine_monitor_period: s(2),
+                lease_ttl: s(10),
+                lease_keepalive: s(5),
+                watch_delay: ms(20),
+            },
+            harness: HarnessProfile {
+                client_start: ms(2_500),
+                client_start_spread: ms(1_000),
+                pod_list: ms(400),
+                pod_get: ms(400),
+                port_forward_open: ms(600),
+                request_overhead: ms(30),
+                error_answer: ms(20),
+                exec_kill_delay: ms(800),
+                delete_delay: ms(1_500),
+                ready_poll: s(1),
+            },
+        }
+    }
+}

@@ -1,0 +1,592 @@
+//! The scenario file: a deployment description a Dynamo user would recognise (backend, agg,
+//! TP/DP, frontends, hardware profile), the load, the policies, the SLA, the seeds, and a matrix
+//! of failures that `sweep` expands against the deployments.
+//!
+//! Parsing is strict: unknown fields, missing fields, malformed RON and impossible values all give
+//! one [`ScenarioError`] naming the file, line:column and field.
+
+mod locate;
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use locate::Seg;
+
+/// Everything that can be wrong with a scenario file. All are the user's to fix (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// The file could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid RON for the scenario schema.
+    #[error("{path}:{line}:{col}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        col: usize,
+        /// What the parser expected.
+        message: String,
+    },
+    /// The file parsed but a value is impossible.
+    #[error("{path}:{line}:{col}: field `{field}`: expected {expected}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        col: usize,
+        /// Dotted path of the field, e.g. `deployments[1].dp`.
+        field: String,
+        /// What a valid value looks like.
+        expected: String,
+    },
+}
+
+/// The serving backend. It changes process names and which engine-process failures exist.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    /// vLLM (`dynamo.vllm`, `VLLM::EngineCore`).
+    Vllm,
+    /// SGLang (`dynamo.sglang`, scheduler and detokenizer processes).
+    Sglang,
+    /// TensorRT-LLM (`dynamo.trtllm`, engine core).
+    Trtllm,
+}
+
+/// How prefill and decode are placed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Aggregated: each worker prefills and decodes.
+    #[default]
+    Agg,
+    /// Disaggregated prefill and decode pools (not simulated yet).
+    Disagg,
+}
+
+/// One deployment of the matrix (a Dynamo graph as the suite deploys it).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentSpec {
+    /// Name in the tables; derived as `agg-tp-{tp}-dp-{dp}` when absent.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Serving backend.
+    pub backend: Backend,
+    /// Aggregated or disaggregated.
+    #[serde(default)]
+    pub mode: Mode,
+    /// Tensor-parallel GPUs per worker.
+    #[serde(default = "one")]
+    pub tp: u32,
+    /// Data-parallel worker replicas (decode pool size).
+    pub dp: u32,
+    /// Frontend pod replicas. The suite deploys as many frontends as decode replicas
+    /// (`ft-test-suite-k8s-a100.md`, dp-2 diagrams), which is the default here.
+    #[serde(default)]
+    pub frontends: Option<u32>,
+}
+
+impl DeploymentSpec {
+    /// The name used in the tables.
+    pub fn display_name(&self) -> String {
+        self.name.clone().unwrap_or_else(|| {
+            let mode = match self.mode {
+                Mode::Agg => "agg",
+                Mode::Disagg => "disagg",
+            };
+            format!("{mode}-tp-{}-dp-{}", self.tp, self.dp)
+        })
+    }
+    /// Frontend replicas.
+    pub fn frontend_count(&self) -> u32 {
+        self.frontends.unwrap_or(self.dp)
+    }
+}
+
+/// The suite's closed-loop test client (`model-facts.md` §1).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HarnessLoad {
+    /// Client processes (§1: 10).
+    pub clients: u32,
+    /// Requests per client (§1: 150).
+    pub requests_per_client: u32,
+    /// Prompt length [tokens] (§1: 100).
+    pub input_tokens: u32,
+    /// Generated tokens per request, `min_tokens = max_tokens` with `ignore_eos` (§1: 100).
+    pub output_tokens: u32,
+    /// Per-client rate cap [requests/s]: a request is padded to 1/rate (§1: 1).
+    #[serde(default = "one_f")]
+    pub max_request_rate: f64,
+    /// Attempts per request (§1: 1 in the tables' client; 1 + max_retries in later ones).
+    #[serde(default = "one")]
+    pub attempts: u32,
+    /// Per-attempt HTTP timeout [s] (§1: 30).
+    #[serde(default = "thirty")]
+    pub attempt_timeout_s: f64,
+    /// Sleep after every failed attempt [s] (§1: 1).
+    #[serde(default = "one_f")]
+    pub retry_sleep_s: f64,
+    /// Characters of content a success needs (§1: 100).
+    #[serde(default = "hundred")]
+    pub min_content_chars: u32,
+    /// Whether the parser makes a row per attempt (later clients) or per request (the tables').
+    #[serde(default)]
+    pub rows: RowMode,
+}
+
+/// How the parser turns a client's log into rows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RowMode {
+    /// One row per attempt: with one attempt per request, one per request (the tables).
+    #[default]
+    PerAttempt,
+}
+
+/// The offered load.
+#[derive(Clone, Debug, Deserialize)]
+pub enum Load {
+    /// The fault-tolerance suite's client processes.
+    Harness(HarnessLoad),
+}
+
+/// The request router inside each frontend.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouterMode {
+    /// Round-robin over live instances (Dynamo's default, §2).
+    #[default]
+    RoundRobin,
+    /// Uniformly random instance.
+    Random,
+}
+
+/// Fault-tolerance policies.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policies {
+    /// Frontend router mode.
+    #[serde(default)]
+    pub router: RouterMode,
+    /// Extra attempts the frontend makes on another worker when a stream fails
+    /// (`--migration-limit`, default 0, §4).
+    #[serde(default)]
+    pub migration_limit: u32,
+    /// Whether the worker's engine monitor detects an engine sub-process death (2 s polling,
+    /// §3). `false` models the older releases where requests hang until the client timeout.
+    #[serde(default = "yes")]
+    pub engine_monitor: bool,
+}
+
+impl Default for Policies {
+    fn default() -> Self {
+        Policies {
+            router: RouterMode::RoundRobin,
+            migration_limit: 0,
+            engine_monitor: true,
+        }
+    }
+}
+
+/// The failure kinds of the suite (`ft-test-suite-k8s-a100.md`, Failures).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// No failure (baseline).
+    None,
+    /// SIGINT to the frontend process.
+    Frontend,
+    /// Force-delete the frontend pod.
+    FrontendPod,
+    /// SIGKILL to `dynamo.<backend>` in a decode worker pod.
+    DecodeWorker,
+    /// Force-delete a decode worker pod.
+    DecodeWorkerPod,
+    /// SIGKILL to `dynamo.<backend>` in a prefill worker pod.
+    PrefillWorker,
+    /// Force-delete a prefill worker pod.
+    PrefillWorkerPod,
+    /// SIGKILL to vLLM's `EngineCore` of a decode worker.
+    VllmDecodeEngineCore,
+    /// SIGKILL to vLLM's `EngineCore` of a prefill worker.
+    VllmPrefillEngineCore,
+    /// SIGKILL to SGLang's decode scheduler.
+    SglangDecodeScheduler,
+    /// SIGKILL to SGLang's decode detokenizer.
+    SglangDecodeDetokenizer,
+    /// SIGKILL to SGLang's prefill scheduler.
+    SglangPrefillScheduler,
+    /// SIGKILL to SGLang's prefill detokenizer.
+    SglangPrefillDetokenizer,
+    /// SIGKILL to TRT-LLM's decode engine core.
+    TrtllmDecodeEngineCore,
+    /// SIGKILL to TRT-LLM's prefill engine core.
+    TrtllmPrefillEngineCore,
+}
+
+/// Which part of the deployment a failure hits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Frontend pods.
+    Frontend,
+    /// Decode (aggregated) worker pods.
+    Decode,
+    /// Prefill worker pods.
+    Prefill,
+}
+
+/// What a failure does to its target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureAction {
+    /// Kill the main process with a signal; `graceful` is SIGINT/SIGTERM, otherwise SIGKILL.
+    KillProcess {
+        /// Whether the process gets to shut down gracefully.
+        graceful: bool,
+    },
+    /// Kill the engine sub-process only.
+    KillEngineCore,
+    /// Force-delete the pod.
+    DeletePod,
+}
+
+impl FailureKind {
+    /// The suite's name for the kind.
+    pub fn name(self) -> &'static str {
+        use FailureKind::*;
+        match self {
+            None => "none",
+            Frontend => "frontend",
+            FrontendPod => "frontend_pod",
+            DecodeWorker => "decode_worker",
+            DecodeWorkerPod => "decode_worker_pod",
+            PrefillWorker => "prefill_worker",
+            PrefillWorkerPod => "prefill_worker_pod",
+            VllmDecodeEngineCore => "vllm_decode_engine_core",
+            VllmPrefillEngineCore => "vllm_prefill_engine_core",
+            SglangDecodeScheduler => "sglang_decode_scheduler",
+            SglangDecodeDetokenizer => "sglang_decode_detokenizer",
+            SglangPrefillScheduler => "sglang_prefill_scheduler",
+            SglangPrefillDetokenizer => "sglang_prefill_detokenizer",
+            TrtllmDecodeEngineCore => "trtllm_decode_engine_core",
+            TrtllmPrefillEngineCore => "trtllm_prefill_engine_core",
+        }
+    }
+
+    /// The role hit and the action, or `None` for the baseline.
+    pub fn target(self) -> Option<(Role, FailureAction)> {
+        use FailureAction::*;
+        use FailureKind as K;
+        Some(match self {
+            K::None => return None,
+            K::Frontend => (Role::Frontend, KillProcess { graceful: true }),
+            K::FrontendPod => (Role::Frontend, DeletePod),
+            K::DecodeWorker => (Role::Decode, KillProcess { graceful: false }),
+            K::DecodeWorkerPod => (Role::Decode, DeletePod),
+            K::PrefillWorker => (Role::Prefill, KillProcess { graceful: false }),
+            K::PrefillWorkerPod => (Role::Prefill, DeletePod),
+            K::VllmDecodeEngineCore
+            | K::SglangDecodeScheduler
+            | K::SglangDecodeDetokenizer
+            | K::TrtllmDecodeEngineCore => (Role::Decode, KillEngineCore),
+            K::VllmPrefillEngineCore
+            | K::SglangPrefillScheduler
+            | K::SglangPrefillDetokenizer
+            | K::TrtllmPrefillEngineCore => (Role::Prefill, KillEngineCore),
+        })
+    }
+
+    /// The backend an engine-process kind belongs to, if it is backend-specific.
+    pub fn backend(self) -> Option<Backend> {
+        use FailureKind::*;
+        match self {
+            VllmDecodeEngineCore | VllmPrefillEngineCore => Some(Backend::Vllm),
+            SglangDecodeScheduler
+            | SglangDecodeDetokenizer
+            | SglangPrefillScheduler
+            | SglangPrefillDetokenizer => Some(Backend::Sglang),
+            TrtllmDecodeEngineCore | TrtllmPrefillEngineCore => Some(Backend::Trtllm),
+            _ => Option::None,
+        }
+    }
+}
+
+/// One failure row of the matrix.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailureSpec {
+    /// What to break.
+    pub kind: FailureKind,
+    /// First replica of the role to hit (the suite hits the first listed pod: 0).
+    #[serde(default)]
+    pub index: u32,
+    /// How many replicas to hit, from `index` on.
+    #[serde(default = "one")]
+    pub count: u32,
+    /// Seconds after the client processes are spawned (§1: 30). Exclusive with
+    /// `after_requests`.
+    #[serde(default)]
+    pub at_s: Option<f64>,
+    /// Inject once this many requests have finished, instead of at a time.
+    #[serde(default)]
+    pub after_requests: Option<u32>,
+}
+
+/// When a failure is injected.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Trigger {
+    /// Seconds after the client processes are spawned.
+    AtSecs(f64),
+    /// Once this many requests have finished.
+    AfterRequests(u32),
+}
+
+impl FailureSpec {
+    /// When to inject (default: 30 s after the clients are spawned, `model-facts.md` §1).
+    pub fn trigger(&self) -> Trigger {
+        match (self.at_s, self.after_requests) {
+            (_, Some(n)) => Trigger::AfterRequests(n),
+            (Some(s), None) => Trigger::AtSecs(s),
+            (None, None) => Trigger::AtSecs(30.0),
+        }
+    }
+}
+
+/// A scenario file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Scenario name (first column of results.csv).
+    pub name: String,
+    /// Free text for the reader.
+    #[serde(default)]
+    pub description: String,
+    /// Built-in hardware/deployment profile, e.g. `"a100-k8s"` (see `profile`).
+    pub profile: String,
+    /// First seed.
+    #[serde(default = "one_u64")]
+    pub seed: u64,
+    /// Number of seeds (`seed`, `seed + 1`, ...); `sweep --seeds` overrides it.
+    #[serde(default = "one")]
+    pub seeds: u32,
+    /// The deployments of the matrix.
+    pub deployments: Vec<DeploymentSpec>,
+    /// The offered load.
+    pub load: Load,
+    /// Fault-tolerance policies.
+    #[serde(default)]
+    pub policies: Policies,
+    /// Latency SLA [s]: successes slower than this are violations.
+    #[serde(default)]
+    pub sla_s: Option<f64>,
+    /// The failure rows of the matrix (each is run against every deployment).
+    pub failures: Vec<FailureSpec>,
+    /// Simulated time after which a run is cut off [s] (a guard against a hung scenario).
+    #[serde(default = "max_sim_s")]
+    pub max_sim_s: f64,
+}
+
+fn one() -> u32 {
+    1
+}
+fn one_u64() -> u64 {
+    1
+}
+fn one_f() -> f64 {
+    1.0
+}
+fn thirty() -> f64 {
+    30.0
+}
+fn hundred() -> u32 {
+    100
+}
+fn yes() -> bool {
+    true
+}
+fn max_sim_s() -> f64 {
+    4.0 * 3600.0
+}
+
+impl Scenario {
+    /// Reads, parses and validates a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let src = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&src, path)
+    }
+
+    /// Parses and validates scenario text; `path` names it in errors.
+    pub fn parse(src: &str, path: &Path) -> Result<Scenario, ScenarioError> {
+        let opts = ron::Options::default()
+            .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
+        let scenario: Scenario = opts.from_str(src).map_err(|e| ScenarioError::Parse {
+            path: path.to_owned(),
+            line: e.span.start.line,
+            col: e.span.start.col,
+            message: e.code.to_string(),
+        })?;
+        scenario.validate(src, path)?;
+        Ok(scenario)
+    }
+
+    fn validate(&self, src: &str, path: &Path) -> Result<(), ScenarioError> {
+        use Seg::{Index, Key};
+        let err = |segs: &[Seg], expected: &str| {
+            let (line, col) = locate::locate(src, segs);
+            let field = segs.iter().fold(String::new(), |mut s, seg| {
+                match seg {
+                    Key(k) if s.is_empty() => s.push_str(k),
+                    Key(k) => {
+                        s.push('.');
+                        s.push_str(k)
+                    }
+                    Index(i) => s.push_str(&format!("[{i}]")),
+                }
+                s
+            });
+            Err(ScenarioError::Invalid {
+                path: path.to_owned(),
+                line,
+                col,
+                field,
+                expected: expected.to_owned(),
+            })
+        };
+        let positive = |x: f64| x.is_finite() && x > 0.0;
+        let non_negative = |x: f64| x.is_finite() && x >= 0.0;
+
+        if crate::profile::Profile::builtin(&self.profile).is_none() {
+            let names = crate::profile::Profile::BUILTIN.join(", ");
+            return err(&[Key("profile")], &format!("one of the built-in profiles: {names}"));
+        }
+        if self.seeds == 0 {
+            return err(&[Key("seeds")], "at least 1 seed");
+        }
+        if !positive(self.max_sim_s) {
+            return err(&[Key("max_sim_s")], "a positive number of seconds");
+        }
+        if let Some(sla) = self.sla_s {
+            if !positive(sla) {
+                return err(&[Key("sla_s")], "a positive number of seconds");
+            }
+        }
+        if self.deployments.is_empty() {
+            return err(&[Key("deployments")], "at least one deployment");
+        }
+        if self.failures.is_empty() {
+            return err(&[Key("failures")], "at least one failure row (use `kind: none` for the baseline)");
+        }
+        for (i, d) in self.deployments.iter().enumerate() {
+            let at = |f: &'static str| [Key("deployments"), Index(i), Key(f)];
+            if d.tp == 0 {
+                return err(&at("tp"), "at least 1 GPU per worker");
+            }
+            if d.dp == 0 {
+                return err(&at("dp"), "at least 1 worker replica");
+            }
+            if d.frontend_count() == 0 {
+                return err(&at("frontends"), "at least 1 frontend");
+            }
+            if d.mode == Mode::Disagg {
+                return err(&at("mode"), "`agg` (disaggregated serving is not simulated yet)");
+            }
+        }
+        let Load::Harness(h) = &self.load;
+        let at = |f: &'static str| [Key("load"), Key(f)];
+        if h.clients == 0 {
+            return err(&at("clients"), "at least 1 client");
+        }
+        if h.requests_per_client == 0 {
+            return err(&at("requests_per_client"), "at least 1 request");
+        }
+        if h.input_tokens == 0 {
+            return err(&at("input_tokens"), "at least 1 token");
+        }
+        if h.output_tokens == 0 {
+            return err(&at("output_tokens"), "at least 1 token");
+        }
+        if h.attempts == 0 {
+            return err(&at("attempts"), "at least 1 attempt per request");
+        }
+        if !positive(h.max_request_rate) {
+            return err(&at("max_request_rate"), "a positive rate [requests/s]");
+        }
+        if !positive(h.attempt_timeout_s) {
+            return err(&at("attempt_timeout_s"), "a positive number of seconds");
+        }
+        if !non_negative(h.retry_sleep_s) {
+            return err(&at("retry_sleep_s"), "a non-negative number of seconds");
+        }
+        for (i, f) in self.failures.iter().enumerate() {
+            let at = |k: &'static str| [Key("failures"), Index(i), Key(k)];
+            if f.at_s.is_some() && f.after_requests.is_some() {
+                return err(&at("after_requests"), "either `at_s` or `after_requests`, not both");
+            }
+            if let Some(s) = f.at_s {
+                if !non_negative(s) {
+                    return err(&at("at_s"), "a non-negative number of seconds");
+                }
+            }
+            if f.count == 0 {
+                return err(&at("count"), "at least 1 replica to hit");
+            }
+            let Some((role, _)) = f.kind.target() else {
+                continue;
+            };
+            for (j, d) in self.deployments.iter().enumerate() {
+                let name = d.display_name();
+                if let Some(b) = f.kind.backend() {
+                    if b != d.backend {
+                        return err(
+                            &at("kind"),
+                            &format!(
+                                "a failure of the deployment's backend ({:?}); `{}` needs {:?} (deployments[{j}] `{name}`)",
+                                d.backend,
+                                f.kind.name(),
+                                b
+                            ),
+                        );
+                    }
+                }
+                let replicas = match role {
+                    Role::Frontend => d.frontend_count(),
+                    Role::Decode => d.dp,
+                    Role::Prefill => {
+                        return err(
+                            &at("kind"),
+                            &format!(
+                                "a role the deployment has: `{}` targets prefill workers, which `{name}` (deployments[{j}]) lacks",
+                                f.kind.name()
+                            ),
+                        )
+                    }
+                };
+                if f.index + f.count > replicas {
+                    return err(
+                        &at("count"),
+                        &format!(
+                            "at most {replicas} replica(s) from index {} on: `{name}` (deployments[{j}]) has {replicas} {:?} replica(s)",
+                            f.index, role
+                        ),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
