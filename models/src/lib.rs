@@ -6,6 +6,15 @@
 //! computes.
 #![warn(missing_docs)]
 
+pub mod client;
+pub mod cluster;
+pub mod discovery;
 pub mod engine;
+pub mod fault;
+pub mod frontend;
+pub mod k8s;
+pub mod metrics;
 pub mod profile;
+pub mod router;
 pub mod scenario;
+pub mod worker;

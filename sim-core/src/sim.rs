@@ -24,6 +24,7 @@ pub trait Model {
 pub struct Context<E> {
     now: SimTime,
     queue: EventQueue<E>,
+    stop: bool,
 }
 
 impl<E> Context<E> {
@@ -57,6 +58,11 @@ impl<E> Context<E> {
     pub fn pending(&self) -> usize {
         self.queue.len()
     }
+    /// Asks the run loop to stop after this event (the model's work is done even though
+    /// periodic events remain).
+    pub fn stop(&mut self) {
+        self.stop = true;
+    }
 }
 
 /// When a run stops.
@@ -86,6 +92,8 @@ pub enum StopReason {
     TimeLimit,
     /// [`Limits::max_events`] events were processed.
     EventLimit,
+    /// The model called [`Context::stop`].
+    Stopped,
 }
 
 /// A rolling hash of the processed events (time and [`TraceWord`]), cheap enough to keep on in
@@ -125,6 +133,7 @@ impl<M: Model> Simulation<M> {
             ctx: Context {
                 now: SimTime::ZERO,
                 queue: EventQueue::with_capacity(1024),
+                stop: false,
             },
             trace: TraceHash::default(),
             processed: 0,
@@ -164,6 +173,10 @@ impl<M: Model> Simulation<M> {
             self.processed += 1;
             observe(time, &event);
             self.model.handle(event, &mut self.ctx);
+            if self.ctx.stop {
+                self.ctx.stop = false;
+                return StopReason::Stopped;
+            }
         }
     }
 

@@ -77,7 +77,7 @@ pub enum Mode {
 
 /// One deployment of the matrix (a Dynamo graph as the suite deploys it).
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename = "Deployment")]
 pub struct DeploymentSpec {
     /// Name in the tables; derived as `agg-tp-{tp}-dp-{dp}` when absent.
     #[serde(default)]
@@ -117,7 +117,7 @@ impl DeploymentSpec {
 
 /// The suite's closed-loop test client (`model-facts.md` §1).
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename = "Harness")]
 pub struct HarnessLoad {
     /// Client processes (§1: 10).
     pub clients: u32,
@@ -325,7 +325,7 @@ impl FailureKind {
 
 /// One failure row of the matrix.
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename = "Failure")]
 pub struct FailureSpec {
     /// What to break.
     pub kind: FailureKind,
@@ -433,7 +433,8 @@ impl Scenario {
     /// Parses and validates scenario text; `path` names it in errors.
     pub fn parse(src: &str, path: &Path) -> Result<Scenario, ScenarioError> {
         let opts = ron::Options::default()
-            .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
+            .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
+            .with_default_extension(ron::extensions::Extensions::UNWRAP_VARIANT_NEWTYPES);
         let scenario: Scenario = opts.from_str(src).map_err(|e| ScenarioError::Parse {
             path: path.to_owned(),
             line: e.span.start.line,

@@ -1,0 +1,5 @@
+//! Load generators.
+
+pub mod harness;
+
+pub use harness::{Client, ClientEvent, ClientParams};

@@ -1,0 +1,229 @@
+//! One simulated run: a deployment of the scenario under one failure row and one seed.
+//!
+//! The world owns the components and routes each event to its owner. Components talk only
+//! through events; where a component asks another for information the real system answers
+//! by a call (the client's Kubernetes API calls, the kubelet's probes, a frontend reading
+//! etcd), the handler gets a read-only view of the answering component at that instant.
+
+use std::hash::{Hash, Hasher};
+
+use rand::RngExt;
+use sim_core::{Context, Limits, Model, RngStreams, SimDuration, SimTime, Simulation, StopReason, TraceWord};
+
+use crate::client::{Client, ClientEvent, ClientParams};
+use crate::discovery::etcd::{notify_watchers, Etcd, EtcdEvent};
+use crate::engine::Engine;
+use crate::frontend::{Frontend, FrontendEvent, FrontendTimes};
+use crate::k8s::kubelet::{Kube, KubeEvent, PodRole};
+use crate::metrics::{RowMetrics, RunLog};
+use crate::profile::Profile;
+use crate::router::{Random, RoundRobin, Router};
+use crate::scenario::{DeploymentSpec, FailureSpec, Load, RouterMode, Scenario};
+use crate::worker::{Worker, WorkerEvent, WorkerTimes};
+pub use crate::fault::inject::RunnerEvent;
+use crate::fault::inject::Runner;
+
+/// A signal sent to a process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sig {
+    /// SIGINT.
+    Int,
+    /// SIGTERM.
+    Term,
+    /// SIGKILL.
+    Kill,
+}
+
+/// Every event of the world, addressed to its component.
+#[derive(Clone, Copy, Debug)]
+pub enum Event {
+    /// The test runner (deployment, client spawn, fault injection).
+    Runner(RunnerEvent),
+    /// The kubelet and API server.
+    Kube(KubeEvent),
+    /// Frontend `i`.
+    Frontend(u16, FrontendEvent),
+    /// Worker `i`.
+    Worker(u16, WorkerEvent),
+    /// etcd.
+    Etcd(EtcdEvent),
+    /// Client `i`.
+    Client(u16, ClientEvent),
+}
+
+impl TraceWord for Event {
+    fn trace_word(&self) -> u64 {
+        // Component kind and index, and the variant of its event: enough to tell two runs
+        // apart, cheap, and with no floating-point payload in it.
+        let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+        match self {
+            Event::Runner(e) => (1u8, 0u16, std::mem::discriminant(e)).hash(&mut h),
+            Event::Kube(e) => (2u8, 0u16, std::mem::discriminant(e)).hash(&mut h),
+            Event::Frontend(i, e) => (3u8, *i, std::mem::discriminant(e)).hash(&mut h),
+            Event::Worker(i, e) => (4u8, *i, std::mem::discriminant(e)).hash(&mut h),
+            Event::Etcd(e) => (5u8, 0u16, std::mem::discriminant(e)).hash(&mut h),
+            Event::Client(i, e) => (6u8, *i, std::mem::discriminant(e)).hash(&mut h),
+        }
+        h.finish()
+    }
+}
+
+/// FNV-1a, a fixed (unseeded) hasher for the trace word.
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// The simulated world of one run.
+pub struct World {
+    runner: Runner,
+    kube: Kube,
+    frontends: Vec<Frontend>,
+    workers: Vec<Worker>,
+    etcd: Etcd,
+    clients: Vec<Client>,
+    log: RunLog,
+    watch_delay: SimDuration,
+}
+
+impl Model for World {
+    type Event = Event;
+
+    fn handle(&mut self, ev: Event, ctx: &mut Context<Event>) {
+        match ev {
+            Event::Runner(e) => self.runner.handle(e, ctx, &mut self.kube, &mut self.log),
+            Event::Kube(e) => {
+                let (frontends, workers) = (&self.frontends, &self.workers);
+                self.kube.handle(e, ctx, |role| match role {
+                    PodRole::Frontend(i) => frontends[i as usize].healthy(),
+                    PodRole::Worker(i) => workers[i as usize].serving(),
+                });
+            }
+            Event::Frontend(i, e) => self.frontends[i as usize].handle(e, ctx, &self.etcd, &mut self.log),
+            Event::Worker(i, e) => self.workers[i as usize].handle(e, ctx, &mut self.etcd, &mut self.log),
+            Event::Etcd(EtcdEvent::LeaseExpired(inst)) => {
+                if let Some(w) = self.etcd.remove(inst) {
+                    notify_watchers(ctx, self.frontends.len() as u16, self.watch_delay, w);
+                }
+            }
+            Event::Client(i, e) => {
+                let frontends = &self.frontends;
+                self.clients[i as usize].handle(e, ctx, &self.kube, |fe| frontends[fe as usize].listening(), &mut self.log)
+            }
+        }
+    }
+}
+
+/// What one run produced.
+pub struct RunOutput {
+    /// The parsed row.
+    pub metrics: RowMetrics,
+    /// The raw log (attempts, ready lines).
+    pub log: RunLog,
+    /// Events processed.
+    pub events: u64,
+    /// Rolling hash of the processed events.
+    pub trace_hash: u64,
+    /// Simulated time at the end [s].
+    pub sim_end_s: f64,
+    /// Why the run stopped.
+    pub stop: StopReason,
+}
+
+/// Runs `deployment` of `scenario` under `failure` with `seed`.
+pub fn run(scenario: &Scenario, deployment: &DeploymentSpec, failure: &FailureSpec, seed: u64) -> RunOutput {
+    let profile = Profile::builtin(&scenario.profile).expect("profile validated with the scenario");
+    let streams = RngStreams::new(seed);
+    let n_fe = deployment.frontend_count() as u16;
+    let n_w = deployment.dp as u16;
+    let roles: Vec<PodRole> = (0..n_fe).map(PodRole::Frontend).chain((0..n_w).map(PodRole::Worker)).collect();
+    let kube = Kube::new(profile.kube.clone(), &roles, streams.stream("kube"));
+    let fe_times = FrontendTimes {
+        start: profile.process.frontend_start,
+        sigint_exit: profile.process.frontend_sigint_exit,
+        error_answer: profile.harness.error_answer,
+        response: profile.harness.request_overhead,
+        watch_delay: profile.process.watch_delay,
+    };
+    let frontends = (0..n_fe)
+        .map(|i| {
+            let router: Box<dyn Router> = match scenario.policies.router {
+                RouterMode::RoundRobin => Box::new(RoundRobin::default()),
+                RouterMode::Random => Box::new(Random::new(streams.stream(&format!("router/{i}")))),
+            };
+            Frontend::new(i, i, router, scenario.policies.migration_limit, fe_times)
+        })
+        .collect();
+    let w_times = WorkerTimes {
+        start: profile.process.worker_start,
+        start_sd: profile.process.worker_start_sd,
+        monitor_period: profile.process.engine_monitor_period,
+        monitor: scenario.policies.engine_monitor,
+        watch_delay: profile.process.watch_delay,
+        shutdown: SimDuration::from_millis(500),
+    };
+    let timing = profile.timing.with_tp(deployment.tp);
+    let workers = (0..n_w)
+        .map(|i| {
+            let engine = Engine::new(profile.engine.clone(), timing);
+            Worker::new(i, n_fe + i, engine, w_times, n_fe, streams.stream(&format!("worker/{i}")))
+        })
+        .collect();
+    let Load::Harness(h) = &scenario.load;
+    let params = ClientParams {
+        requests: h.requests_per_client,
+        input_tokens: h.input_tokens,
+        output_tokens: h.output_tokens,
+        attempts: h.attempts,
+        timeout: SimDuration::from_secs_f64(h.attempt_timeout_s),
+        retry_sleep: SimDuration::from_secs_f64(h.retry_sleep_s),
+        min_period: SimDuration::from_secs_f64(1.0 / h.max_request_rate),
+        pod_list: profile.harness.pod_list,
+        pod_get: profile.harness.pod_get,
+        forward_open: profile.harness.port_forward_open,
+        instant_fail: profile.harness.error_answer,
+        report_requests: failure.after_requests.is_some(),
+    };
+    let clients = (0..h.clients as u16).map(|i| Client::new(i, params)).collect();
+    let mut clock = streams.stream("harness/clock");
+    let log = RunLog {
+        clock_offset: SimDuration::from_nanos(clock.random_range(0..1_000_000_000)),
+        ..RunLog::default()
+    };
+    let runner = Runner::new(
+        profile.harness.clone(),
+        profile.kube.first_pod_create,
+        failure,
+        n_fe,
+        h.clients as u16,
+        streams.stream("harness/clients"),
+    );
+    let world = World {
+        runner,
+        kube,
+        frontends,
+        workers,
+        etcd: Etcd::new(profile.process.lease_ttl, profile.process.lease_keepalive),
+        clients,
+        log,
+        watch_delay: profile.process.watch_delay,
+    };
+    let mut sim = Simulation::new(world);
+    sim.schedule_at(SimTime::ZERO, Event::Runner(RunnerEvent::Deploy));
+    let limits = Limits { until: SimTime::ZERO + SimDuration::from_secs_f64(scenario.max_sim_s), max_events: u64::MAX };
+    let stop = sim.run(limits);
+    let events = sim.events_processed();
+    let trace_hash = sim.trace_hash().value();
+    let sim_end_s = sim.now().as_secs_f64();
+    let world = sim.into_model();
+    let metrics = world.log.parse(scenario.sla_s);
+    RunOutput { metrics, log: world.log, events, trace_hash, sim_end_s, stop }
+}

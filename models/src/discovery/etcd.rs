@@ -1,0 +1,110 @@
+//! etcd as Dynamo uses it for discovery: each worker instance registers its endpoint under a
+//! lease (TTL 10 s, keep-alive every 5 s, `model-facts.md` §3); frontends watch the prefix.
+//!
+//! A crashed holder stops its keep-alives, so its lease runs out TTL after the last keep-alive
+//! that got through: that instant is computed when the holder dies, not polled. A graceful exit
+//! revokes the lease at once.
+
+use sim_core::{Context, SimDuration, SimTime};
+
+use crate::cluster::Event;
+use crate::frontend::FrontendEvent;
+
+/// A registered worker instance: worker slot and process incarnation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Instance {
+    /// Worker slot (replica index).
+    pub slot: u16,
+    /// Process incarnation of that slot.
+    pub incarnation: u32,
+}
+
+/// Events handled by etcd.
+#[derive(Clone, Copy, Debug)]
+pub enum EtcdEvent {
+    /// The instance's lease expired (if it was not refreshed by a new registration).
+    LeaseExpired(Instance),
+}
+
+/// What the watchers must be told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WatchEvent {
+    /// A key appeared.
+    Put(Instance),
+    /// A key vanished (lease expired or revoked).
+    Delete(Instance),
+}
+
+#[derive(Clone, Debug)]
+struct Lease {
+    instance: Instance,
+    granted: SimTime,
+}
+
+/// The etcd cluster (healthy; outages come with later failure kinds).
+#[derive(Clone, Debug)]
+pub struct Etcd {
+    ttl: SimDuration,
+    keepalive: SimDuration,
+    leases: Vec<Lease>,
+}
+
+impl Etcd {
+    /// etcd with the given lease TTL and keep-alive period.
+    pub fn new(ttl: SimDuration, keepalive: SimDuration) -> Self {
+        Etcd { ttl, keepalive, leases: Vec::new() }
+    }
+
+    /// Registered instances, in (slot, incarnation) order.
+    pub fn instances(&self) -> impl Iterator<Item = Instance> + '_ {
+        self.leases.iter().map(|l| l.instance)
+    }
+
+    /// An instance registers (lease granted now).
+    pub fn register(&mut self, now: SimTime, instance: Instance) -> WatchEvent {
+        self.leases.push(Lease { instance, granted: now });
+        self.leases.sort_by_key(|l| l.instance);
+        WatchEvent::Put(instance)
+    }
+
+    /// The holder died without revoking: when its lease will expire (TTL after the last
+    /// keep-alive sent at or before `now`).
+    pub fn expiry_after_crash(&self, now: SimTime, instance: Instance) -> Option<SimTime> {
+        let l = self.leases.iter().find(|l| l.instance == instance)?;
+        let alive = now.saturating_since(l.granted).as_nanos();
+        let period = self.keepalive.as_nanos().max(1);
+        let last = l.granted + SimDuration::from_nanos(alive / period * period);
+        Some(last + self.ttl)
+    }
+
+    /// The lease is revoked or expired: the key is deleted.
+    pub fn remove(&mut self, instance: Instance) -> Option<WatchEvent> {
+        let i = self.leases.iter().position(|l| l.instance == instance)?;
+        self.leases.remove(i);
+        Some(WatchEvent::Delete(instance))
+    }
+}
+
+/// Delivers a watch event to every frontend after `delay`.
+pub fn notify_watchers(ctx: &mut Context<Event>, frontends: u16, delay: SimDuration, w: WatchEvent) {
+    for fe in 0..frontends {
+        ctx.schedule_in(delay, Event::Frontend(fe, FrontendEvent::Watch(w)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_crashed_lease_expires_ttl_after_its_last_keepalive() {
+        let mut e = Etcd::new(SimDuration::from_secs(10), SimDuration::from_secs(5));
+        let i = Instance { slot: 0, incarnation: 1 };
+        e.register(SimTime::ZERO + SimDuration::from_secs(100), i);
+        let died = SimTime::ZERO + SimDuration::from_secs(113);
+        // Keep-alives at 105 and 110; expiry at 120.
+        assert_eq!(e.expiry_after_crash(died, i), Some(SimTime::ZERO + SimDuration::from_secs(120)));
+        assert_eq!(e.remove(i), Some(WatchEvent::Delete(i)));
+        assert_eq!(e.remove(i), None);
+    }
+}

@@ -1,0 +1,3 @@
+//! Service discovery: etcd leases and watches.
+
+pub mod etcd;

@@ -1,0 +1,170 @@
+//! The suite's test runner (`tests/fault_tolerance/deploy/test_deployment.py`): it deploys
+//! the graph and waits until it is ready, spawns the client processes, and injects the
+//! failure a fixed time after spawning them (30 s, `scenarios.py`) or after a number of
+//! finished requests.
+//!
+//! It logs "Injecting failure for: ..." first; a process kill then finds the process with
+//! `ps` and signals it through `kubectl exec`, a pod deletion first saves the pod's logs:
+//! both take a moment, during which requests still finish and count as after the fault.
+//! The target is the first listed pod of the role (`pods[x % num_pods]`, x = 0).
+
+use rand::RngExt;
+use sim_core::{Context, SimDuration, SimRng};
+
+use crate::client::ClientEvent;
+use crate::cluster::{Event, Sig};
+use crate::frontend::FrontendEvent;
+use crate::k8s::kubelet::{Kube, KubeEvent, PodRole, ProcessSignal};
+use crate::metrics::RunLog;
+use crate::profile::HarnessProfile;
+use crate::scenario::{FailureAction, FailureSpec, Role, Trigger};
+use crate::worker::WorkerEvent;
+
+/// Events handled by the test runner.
+#[derive(Clone, Copy, Debug)]
+pub enum RunnerEvent {
+    /// Create the deployment.
+    Deploy,
+    /// Check whether the deployment is ready.
+    Poll,
+    /// Log the fault line.
+    Inject,
+    /// Carry the fault out.
+    Apply,
+    /// A client process ended.
+    ClientDone,
+    /// A client finished a request.
+    RequestDone,
+}
+
+/// The test runner.
+pub struct Runner {
+    harness: HarnessProfile,
+    first_pod_create: SimDuration,
+    failure: FailureSpec,
+    frontends: u16,
+    clients: u16,
+    clients_done: u16,
+    requests_done: u32,
+    injected: bool,
+    rng: SimRng,
+}
+
+impl Runner {
+    /// A runner for one failure row.
+    pub fn new(
+        harness: HarnessProfile,
+        first_pod_create: SimDuration,
+        failure: &FailureSpec,
+        frontends: u16,
+        clients: u16,
+        rng: SimRng,
+    ) -> Self {
+        Runner {
+            harness,
+            first_pod_create,
+            failure: failure.clone(),
+            frontends,
+            clients,
+            clients_done: 0,
+            requests_done: 0,
+            injected: false,
+            rng,
+        }
+    }
+
+    fn pod_slot(&self, role: Role, index: u32) -> u16 {
+        match role {
+            Role::Frontend => index as u16,
+            Role::Decode | Role::Prefill => self.frontends + index as u16,
+        }
+    }
+
+    /// Handles an event; `kube` is the Kubernetes API as the runner sees it.
+    pub fn handle(&mut self, ev: RunnerEvent, ctx: &mut Context<Event>, kube: &mut Kube, log: &mut RunLog) {
+        match ev {
+            RunnerEvent::Deploy => {
+                log.deploy_started = ctx.now();
+                for slot in 0..kube.pods().len() as u16 {
+                    kube.create_pod(slot, self.first_pod_create, ctx);
+                }
+                ctx.schedule_in(self.harness.ready_poll, Event::Runner(RunnerEvent::Poll));
+            }
+            RunnerEvent::Poll => {
+                if !kube.all_ready() {
+                    ctx.schedule_in(self.harness.ready_poll, Event::Runner(RunnerEvent::Poll));
+                    return;
+                }
+                log.deploy_ready = Some(ctx.now());
+                // Client processes are spawned together; each needs a moment to start.
+                let spread = self.harness.client_start_spread.as_nanos();
+                for c in 0..self.clients {
+                    let jitter = self.rng.random_range(0..=2 * spread);
+                    let d = SimDuration::from_nanos(self.harness.client_start.as_nanos() + jitter - spread.min(self.harness.client_start.as_nanos()));
+                    ctx.schedule_in(d, Event::Client(c, ClientEvent::Begin));
+                }
+                match self.failure.trigger() {
+                    _ if self.failure.kind.target().is_none() => {}
+                    Trigger::AtSecs(s) => {
+                        ctx.schedule_in(SimDuration::from_secs_f64(s), Event::Runner(RunnerEvent::Inject));
+                    }
+                    Trigger::AfterRequests(0) => {
+                        ctx.schedule_now(Event::Runner(RunnerEvent::Inject));
+                    }
+                    Trigger::AfterRequests(_) => {}
+                }
+            }
+            RunnerEvent::RequestDone => {
+                self.requests_done += 1;
+                if let Trigger::AfterRequests(n) = self.failure.trigger() {
+                    if self.requests_done == n && !self.injected && self.failure.kind.target().is_some() {
+                        ctx.schedule_now(Event::Runner(RunnerEvent::Inject));
+                    }
+                }
+            }
+            RunnerEvent::Inject => {
+                if self.injected {
+                    return;
+                }
+                self.injected = true;
+                log.fault_logged = Some(ctx.now());
+                let delay = match self.failure.kind.target() {
+                    Some((_, FailureAction::DeletePod)) => self.harness.delete_delay,
+                    _ => self.harness.exec_kill_delay,
+                };
+                ctx.schedule_in(delay, Event::Runner(RunnerEvent::Apply));
+            }
+            RunnerEvent::Apply => {
+                let Some((role, action)) = self.failure.kind.target() else { return };
+                for k in 0..self.failure.count {
+                    let slot = self.pod_slot(role, self.failure.index + k);
+                    let pod = kube.pod(slot);
+                    let gen = pod.gen;
+                    match (action, pod.role) {
+                        (FailureAction::DeletePod, _) => {
+                            ctx.schedule_now(Event::Kube(KubeEvent::DeletePod { pod: slot }));
+                        }
+                        (FailureAction::KillProcess { graceful }, PodRole::Frontend(i)) => {
+                            let sig = if graceful { Sig::Int } else { Sig::Kill };
+                            ctx.schedule_now(Event::Frontend(i, FrontendEvent::Process(ProcessSignal::Signal { gen, sig })));
+                        }
+                        (FailureAction::KillProcess { graceful }, PodRole::Worker(i)) => {
+                            let sig = if graceful { Sig::Int } else { Sig::Kill };
+                            ctx.schedule_now(Event::Worker(i, WorkerEvent::Process(ProcessSignal::Signal { gen, sig })));
+                        }
+                        (FailureAction::KillEngineCore, PodRole::Worker(i)) => {
+                            ctx.schedule_now(Event::Worker(i, WorkerEvent::KillEngineCore { gen }));
+                        }
+                        (FailureAction::KillEngineCore, PodRole::Frontend(_)) => {}
+                    }
+                }
+            }
+            RunnerEvent::ClientDone => {
+                self.clients_done += 1;
+                if self.clients_done == self.clients {
+                    ctx.stop();
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Failure processes: the suite's scripted injection.
+
+pub mod inject;

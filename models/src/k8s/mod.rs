@@ -1,0 +1,3 @@
+//! Kubernetes as the suite's deployment sees it: pods, containers, restarts, probes.
+
+pub mod kubelet;
