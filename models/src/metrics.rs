@@ -99,7 +99,14 @@ pub struct RunLog {
 
 impl RunLog {
     /// Opens an attempt record; its index is the attempt's id.
-    pub fn open_attempt(&mut self, client: u16, request: u32, attempt: u32, start: SimTime, output_tokens: u32) -> u64 {
+    pub fn open_attempt(
+        &mut self,
+        client: u16,
+        request: u32,
+        attempt: u32,
+        start: SimTime,
+        output_tokens: u32,
+    ) -> u64 {
         self.attempts.push(AttemptRecord {
             client,
             request,
@@ -128,7 +135,9 @@ impl RunLog {
 
     /// Whether an attempt is still open.
     pub fn is_open(&self, id: u64) -> bool {
-        self.attempts.get(id as usize).is_some_and(|a| a.outcome == Outcome::Pending)
+        self.attempts
+            .get(id as usize)
+            .is_some_and(|a| a.outcome == Outcome::Pending)
     }
 
     /// The engine sampled the attempt's first token.
@@ -238,10 +247,16 @@ impl RunLog {
         let fault = self.fault_logged.map(|t| self.stamp(t));
         let latency = |a: &AttemptRecord| (a.end - a.start).as_secs_f64();
         let ok = |a: &AttemptRecord| a.outcome == Outcome::Success;
-        let done: Vec<&AttemptRecord> = self.attempts.iter().filter(|a| a.outcome != Outcome::Pending).collect();
-        let (pre, post): (Vec<&AttemptRecord>, Vec<&AttemptRecord>) =
-            done.iter().partition(|a| fault.is_none_or(|f| self.stamp(a.logged) <= f));
-        let count = |v: &[&AttemptRecord], want: bool| v.iter().filter(|a| ok(a) == want).count() as u64;
+        let done: Vec<&AttemptRecord> = self
+            .attempts
+            .iter()
+            .filter(|a| a.outcome != Outcome::Pending)
+            .collect();
+        let (pre, post): (Vec<&AttemptRecord>, Vec<&AttemptRecord>) = done
+            .iter()
+            .partition(|a| fault.is_none_or(|f| self.stamp(a.logged) <= f));
+        let count =
+            |v: &[&AttemptRecord], want: bool| v.iter().filter(|a| ok(a) == want).count() as u64;
         let lat = |v: &[&AttemptRecord]| mean(v.iter().filter(|a| ok(a)).map(|a| latency(a)));
         let viol = |v: &[&AttemptRecord]| {
             sla_s.map(|s| v.iter().filter(|a| ok(a) && latency(a) > s).count() as u64)
@@ -278,7 +293,10 @@ impl RunLog {
             latency_p50_s: percentile(&lats, 0.50),
             latency_p90_s: percentile(&lats, 0.90),
             latency_p99_s: percentile(&lats, 0.99),
-            ttft_mean_s: mean(succ.iter().filter_map(|a| Some((a.first_token? - a.start).as_secs_f64()))),
+            ttft_mean_s: mean(
+                succ.iter()
+                    .filter_map(|a| Some((a.first_token? - a.start).as_secs_f64())),
+            ),
             itl_mean_s: mean(succ.iter().filter(|a| a.output_tokens > 1).filter_map(|a| {
                 Some((a.end - a.first_token?).as_secs_f64() / f64::from(a.output_tokens - 1))
             })),
@@ -301,7 +319,10 @@ mod tests {
     }
 
     fn log_with(rows: &[(f64, f64, Outcome)], fault: Option<f64>) -> RunLog {
-        let mut log = RunLog { fault_logged: fault.map(t), ..RunLog::default() };
+        let mut log = RunLog {
+            fault_logged: fault.map(t),
+            ..RunLog::default()
+        };
         for (i, &(s, e, o)) in rows.iter().enumerate() {
             let id = log.open_attempt(0, i as u32, 0, t(s), 100);
             log.close_attempt(id, t(e), o);
@@ -325,7 +346,10 @@ mod tests {
         assert_eq!((m.success_before, m.failed_before), (2, 0));
         assert_eq!((m.success_after, m.failed_after), (Some(1), Some(1)));
         assert!((m.latency_before_s.unwrap() - 1.55).abs() < 1e-9);
-        assert_eq!((m.violations_before, m.violations_after), (Some(1), Some(1)));
+        assert_eq!(
+            (m.violations_before, m.violations_after),
+            (Some(1), Some(1))
+        );
     }
 
     #[test]
@@ -335,8 +359,14 @@ mod tests {
         assert_eq!(m.success_after, None);
         assert_eq!(m.recovery_s, None);
         let mut log = log_with(&[(0.0, 1.0, Outcome::Success)], Some(10.2));
-        log.ready_lines.push(ReadyLine { at: t(5.0), frontend: false });
-        log.ready_lines.push(ReadyLine { at: t(13.5), frontend: true });
+        log.ready_lines.push(ReadyLine {
+            at: t(5.0),
+            frontend: false,
+        });
+        log.ready_lines.push(ReadyLine {
+            at: t(13.5),
+            frontend: true,
+        });
         // The fault line has 1 s resolution: 13.5 − 10 = 3.5.
         assert!((log.parse(None).recovery_s.unwrap() - 3.5).abs() < 1e-9);
     }

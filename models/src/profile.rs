@@ -204,7 +204,7 @@ impl Profile {
                 first_pod_create: s(12),
             },
             process: ProcessProfile {
-                frontend_start: ms(2_900),
+                frontend_start: ms(1_500),
                 worker_start: s(152),
                 worker_start_sd: ms(1_500),
                 frontend_sigint_exit: ms(300),
@@ -216,8 +216,8 @@ impl Profile {
             harness: HarnessProfile {
                 client_start: ms(2_500),
                 client_start_spread: ms(1_000),
-                pod_list: ms(400),
-                pod_get: ms(400),
+                pod_list: ms(450),
+                pod_get: ms(270),
                 port_forward_open: ms(600),
                 request_overhead: ms(30),
                 error_answer: ms(20),

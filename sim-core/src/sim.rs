@@ -252,11 +252,25 @@ mod tests {
         assert_eq!(sim.now().as_nanos(), 40);
 
         let until = SimTime::from_nanos(25);
-        let (sim, r) = run(10, 5, Limits { until, ..Limits::default() });
+        let (sim, r) = run(
+            10,
+            5,
+            Limits {
+                until,
+                ..Limits::default()
+            },
+        );
         assert_eq!(r, StopReason::TimeLimit);
         assert_eq!(sim.model().seen.len(), 3);
 
-        let (sim, r) = run(10, 5, Limits { max_events: 2, ..Limits::default() });
+        let (sim, r) = run(
+            10,
+            5,
+            Limits {
+                max_events: 2,
+                ..Limits::default()
+            },
+        );
         assert_eq!(r, StopReason::EventLimit);
         assert_eq!(sim.model().seen, vec![(0, 0), (10, 1)]);
     }

@@ -161,7 +161,8 @@ impl Client {
                         self.listed.push((slot as u16, pod.uid));
                     }
                 }
-                self.listed.sort_by_key(|&(slot, uid)| kube.name_key(slot, uid));
+                self.listed
+                    .sort_by_key(|&(slot, uid)| kube.name_key(slot, uid));
                 if self.listed.is_empty() {
                     self.choose(ctx, kube, &frontend_listening, log);
                 } else {
@@ -189,7 +190,9 @@ impl Client {
                 }
             }
             ClientEvent::Forward { n } => {
-                let Some((slot, uid)) = self.target else { return };
+                let Some((slot, uid)) = self.target else {
+                    return;
+                };
                 let pod = kube.pod(slot);
                 let fe = match pod.role {
                     PodRole::Frontend(i) => i,
@@ -201,7 +204,10 @@ impl Client {
                 } else if n < 2 {
                     // `port_forward`: back-off 0.5 s ×1.5 per try, then HEAD again.
                     let backoff = self.p.forward_open.as_secs_f64() * 1.5f64.powi(i32::from(n) + 1);
-                    ctx.schedule_in(SimDuration::from_secs_f64(backoff), self.ev(ClientEvent::Forward { n: n + 1 }));
+                    ctx.schedule_in(
+                        SimDuration::from_secs_f64(backoff),
+                        self.ev(ClientEvent::Forward { n: n + 1 }),
+                    );
                 } else {
                     self.target = None;
                     self.send(ctx, kube, &frontend_listening, log);
@@ -217,7 +223,10 @@ impl Client {
                     self.timeout = None;
                     if let Some((slot, _)) = self.target {
                         if let PodRole::Frontend(fe) = kube.pod(slot).role {
-                            ctx.schedule_now(Event::Frontend(fe, FrontendEvent::ClientGone { attempt }));
+                            ctx.schedule_now(Event::Frontend(
+                                fe,
+                                FrontendEvent::ClientGone { attempt },
+                            ));
                         }
                     }
                     self.end_attempt(ctx, Outcome::Timeout, log);
@@ -238,7 +247,13 @@ impl Client {
         }
     }
 
-    fn choose(&mut self, ctx: &mut Context<Event>, kube: &Kube, listening: &impl Fn(u16) -> bool, log: &mut RunLog) {
+    fn choose(
+        &mut self,
+        ctx: &mut Context<Event>,
+        kube: &Kube,
+        listening: &impl Fn(u16) -> bool,
+        log: &mut RunLog,
+    ) {
         self.request_start = ctx.now();
         self.first_attempt_id = log.attempts.len();
         if self.ready.is_empty() {
@@ -255,29 +270,58 @@ impl Client {
         }
     }
 
-    fn send(&mut self, ctx: &mut Context<Event>, kube: &Kube, listening: &impl Fn(u16) -> bool, log: &mut RunLog) {
+    fn send(
+        &mut self,
+        ctx: &mut Context<Event>,
+        kube: &Kube,
+        listening: &impl Fn(u16) -> bool,
+        log: &mut RunLog,
+    ) {
         let now = ctx.now();
         if self.attempt == 0 {
             self.request_start = now;
             self.first_attempt_id = log.attempts.len();
         }
-        let id = log.open_attempt(self.idx, self.request, self.attempt, now, self.p.output_tokens);
+        let id = log.open_attempt(
+            self.idx,
+            self.request,
+            self.attempt,
+            now,
+            self.p.output_tokens,
+        );
         self.current = Some(id);
         let Some((slot, uid)) = self.target else {
             // `localhost:0`: refused at once.
-            ctx.schedule_in(self.p.instant_fail, self.ev(ClientEvent::Answer { attempt: id, outcome: Outcome::NoFrontend }));
+            ctx.schedule_in(
+                self.p.instant_fail,
+                self.ev(ClientEvent::Answer {
+                    attempt: id,
+                    outcome: Outcome::NoFrontend,
+                }),
+            );
             return;
         };
-        self.timeout = Some(ctx.schedule_in(self.p.timeout, self.ev(ClientEvent::Timeout { attempt: id })));
+        self.timeout = Some(ctx.schedule_in(
+            self.p.timeout,
+            self.ev(ClientEvent::Timeout { attempt: id }),
+        ));
         let pod = kube.pod(slot);
-        let PodRole::Frontend(fe) = pod.role else { unreachable!("clients only talk to frontends") };
+        let PodRole::Frontend(fe) = pod.role else {
+            unreachable!("clients only talk to frontends")
+        };
         if !pod.exists || pod.uid != uid {
             // A forward to a force-deleted pod is never cleaned up: nothing answers.
             return;
         }
         if !listening(fe) {
             let o = Outcome::ConnectionError;
-            ctx.schedule_in(self.p.instant_fail, self.ev(ClientEvent::Answer { attempt: id, outcome: o }));
+            ctx.schedule_in(
+                self.p.instant_fail,
+                self.ev(ClientEvent::Answer {
+                    attempt: id,
+                    outcome: o,
+                }),
+            );
             return;
         }
         ctx.schedule_now(Event::Frontend(
@@ -306,14 +350,22 @@ impl Client {
 
     fn end_request(&mut self, ctx: &mut Context<Event>, log: &mut RunLog) {
         let now = ctx.now();
-        for a in log.attempts[self.first_attempt_id..].iter_mut().filter(|a| a.client == self.idx && a.request == self.request) {
+        for a in log.attempts[self.first_attempt_id..]
+            .iter_mut()
+            .filter(|a| a.client == self.idx && a.request == self.request)
+        {
             a.logged = now;
         }
         if self.p.report_requests {
             ctx.schedule_now(Event::Runner(RunnerEvent::RequestDone));
         }
         let spent = now.saturating_since(self.request_start);
-        let pad = SimDuration::from_nanos(self.p.min_period.as_nanos().saturating_sub(spent.as_nanos()));
+        let pad = SimDuration::from_nanos(
+            self.p
+                .min_period
+                .as_nanos()
+                .saturating_sub(spent.as_nanos()),
+        );
         ctx.schedule_in(pad, self.ev(ClientEvent::Padded));
     }
 }

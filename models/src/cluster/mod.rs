@@ -8,11 +8,15 @@
 use std::hash::{Hash, Hasher};
 
 use rand::RngExt;
-use sim_core::{Context, Limits, Model, RngStreams, SimDuration, SimTime, Simulation, StopReason, TraceWord};
+use sim_core::{
+    Context, Limits, Model, RngStreams, SimDuration, SimTime, Simulation, StopReason, TraceWord,
+};
 
 use crate::client::{Client, ClientEvent, ClientParams};
 use crate::discovery::etcd::{notify_watchers, Etcd, EtcdEvent};
 use crate::engine::Engine;
+use crate::fault::inject::Runner;
+pub use crate::fault::inject::RunnerEvent;
 use crate::frontend::{Frontend, FrontendEvent, FrontendTimes};
 use crate::k8s::kubelet::{Kube, KubeEvent, PodRole};
 use crate::metrics::{RowMetrics, RunLog};
@@ -20,8 +24,6 @@ use crate::profile::Profile;
 use crate::router::{Random, RoundRobin, Router};
 use crate::scenario::{DeploymentSpec, FailureSpec, Load, RouterMode, Scenario};
 use crate::worker::{Worker, WorkerEvent, WorkerTimes};
-pub use crate::fault::inject::RunnerEvent;
-use crate::fault::inject::Runner;
 
 /// A signal sent to a process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,8 +109,12 @@ impl Model for World {
                     PodRole::Worker(i) => workers[i as usize].serving(),
                 });
             }
-            Event::Frontend(i, e) => self.frontends[i as usize].handle(e, ctx, &self.etcd, &mut self.log),
-            Event::Worker(i, e) => self.workers[i as usize].handle(e, ctx, &mut self.etcd, &mut self.log),
+            Event::Frontend(i, e) => {
+                self.frontends[i as usize].handle(e, ctx, &self.etcd, &mut self.log)
+            }
+            Event::Worker(i, e) => {
+                self.workers[i as usize].handle(e, ctx, &mut self.etcd, &mut self.log)
+            }
             Event::Etcd(EtcdEvent::LeaseExpired(inst)) => {
                 if let Some(w) = self.etcd.remove(inst) {
                     notify_watchers(ctx, self.frontends.len() as u16, self.watch_delay, w);
@@ -116,7 +122,13 @@ impl Model for World {
             }
             Event::Client(i, e) => {
                 let frontends = &self.frontends;
-                self.clients[i as usize].handle(e, ctx, &self.kube, |fe| frontends[fe as usize].listening(), &mut self.log)
+                self.clients[i as usize].handle(
+                    e,
+                    ctx,
+                    &self.kube,
+                    |fe| frontends[fe as usize].listening(),
+                    &mut self.log,
+                )
             }
         }
     }
@@ -139,12 +151,20 @@ pub struct RunOutput {
 }
 
 /// Runs `deployment` of `scenario` under `failure` with `seed`.
-pub fn run(scenario: &Scenario, deployment: &DeploymentSpec, failure: &FailureSpec, seed: u64) -> RunOutput {
+pub fn run(
+    scenario: &Scenario,
+    deployment: &DeploymentSpec,
+    failure: &FailureSpec,
+    seed: u64,
+) -> RunOutput {
     let profile = Profile::builtin(&scenario.profile).expect("profile validated with the scenario");
     let streams = RngStreams::new(seed);
     let n_fe = deployment.frontend_count() as u16;
     let n_w = deployment.dp as u16;
-    let roles: Vec<PodRole> = (0..n_fe).map(PodRole::Frontend).chain((0..n_w).map(PodRole::Worker)).collect();
+    let roles: Vec<PodRole> = (0..n_fe)
+        .map(PodRole::Frontend)
+        .chain((0..n_w).map(PodRole::Worker))
+        .collect();
     let kube = Kube::new(profile.kube.clone(), &roles, streams.stream("kube"));
     let fe_times = FrontendTimes {
         start: profile.process.frontend_start,
@@ -174,7 +194,14 @@ pub fn run(scenario: &Scenario, deployment: &DeploymentSpec, failure: &FailureSp
     let workers = (0..n_w)
         .map(|i| {
             let engine = Engine::new(profile.engine.clone(), timing);
-            Worker::new(i, n_fe + i, engine, w_times, n_fe, streams.stream(&format!("worker/{i}")))
+            Worker::new(
+                i,
+                n_fe + i,
+                engine,
+                w_times,
+                n_fe,
+                streams.stream(&format!("worker/{i}")),
+            )
         })
         .collect();
     let Load::Harness(h) = &scenario.load;
@@ -192,7 +219,9 @@ pub fn run(scenario: &Scenario, deployment: &DeploymentSpec, failure: &FailureSp
         instant_fail: profile.harness.error_answer,
         report_requests: failure.after_requests.is_some(),
     };
-    let clients = (0..h.clients as u16).map(|i| Client::new(i, params)).collect();
+    let clients = (0..h.clients as u16)
+        .map(|i| Client::new(i, params))
+        .collect();
     let mut clock = streams.stream("harness/clock");
     let log = RunLog {
         clock_offset: SimDuration::from_nanos(clock.random_range(0..1_000_000_000)),
@@ -218,12 +247,22 @@ pub fn run(scenario: &Scenario, deployment: &DeploymentSpec, failure: &FailureSp
     };
     let mut sim = Simulation::new(world);
     sim.schedule_at(SimTime::ZERO, Event::Runner(RunnerEvent::Deploy));
-    let limits = Limits { until: SimTime::ZERO + SimDuration::from_secs_f64(scenario.max_sim_s), max_events: u64::MAX };
+    let limits = Limits {
+        until: SimTime::ZERO + SimDuration::from_secs_f64(scenario.max_sim_s),
+        max_events: u64::MAX,
+    };
     let stop = sim.run(limits);
     let events = sim.events_processed();
     let trace_hash = sim.trace_hash().value();
     let sim_end_s = sim.now().as_secs_f64();
     let world = sim.into_model();
     let metrics = world.log.parse(scenario.sla_s);
-    RunOutput { metrics, log: world.log, events, trace_hash, sim_end_s, stop }
+    RunOutput {
+        metrics,
+        log: world.log,
+        events,
+        trace_hash,
+        sim_end_s,
+        stop,
+    }
 }

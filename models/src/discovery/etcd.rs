@@ -52,7 +52,11 @@ pub struct Etcd {
 impl Etcd {
     /// etcd with the given lease TTL and keep-alive period.
     pub fn new(ttl: SimDuration, keepalive: SimDuration) -> Self {
-        Etcd { ttl, keepalive, leases: Vec::new() }
+        Etcd {
+            ttl,
+            keepalive,
+            leases: Vec::new(),
+        }
     }
 
     /// Registered instances, in (slot, incarnation) order.
@@ -62,7 +66,10 @@ impl Etcd {
 
     /// An instance registers (lease granted now).
     pub fn register(&mut self, now: SimTime, instance: Instance) -> WatchEvent {
-        self.leases.push(Lease { instance, granted: now });
+        self.leases.push(Lease {
+            instance,
+            granted: now,
+        });
         self.leases.sort_by_key(|l| l.instance);
         WatchEvent::Put(instance)
     }
@@ -86,7 +93,12 @@ impl Etcd {
 }
 
 /// Delivers a watch event to every frontend after `delay`.
-pub fn notify_watchers(ctx: &mut Context<Event>, frontends: u16, delay: SimDuration, w: WatchEvent) {
+pub fn notify_watchers(
+    ctx: &mut Context<Event>,
+    frontends: u16,
+    delay: SimDuration,
+    w: WatchEvent,
+) {
     for fe in 0..frontends {
         ctx.schedule_in(delay, Event::Frontend(fe, FrontendEvent::Watch(w)));
     }
@@ -99,11 +111,17 @@ mod tests {
     #[test]
     fn a_crashed_lease_expires_ttl_after_its_last_keepalive() {
         let mut e = Etcd::new(SimDuration::from_secs(10), SimDuration::from_secs(5));
-        let i = Instance { slot: 0, incarnation: 1 };
+        let i = Instance {
+            slot: 0,
+            incarnation: 1,
+        };
         e.register(SimTime::ZERO + SimDuration::from_secs(100), i);
         let died = SimTime::ZERO + SimDuration::from_secs(113);
         // Keep-alives at 105 and 110; expiry at 120.
-        assert_eq!(e.expiry_after_crash(died, i), Some(SimTime::ZERO + SimDuration::from_secs(120)));
+        assert_eq!(
+            e.expiry_after_crash(died, i),
+            Some(SimTime::ZERO + SimDuration::from_secs(120))
+        );
         assert_eq!(e.remove(i), Some(WatchEvent::Delete(i)));
         assert_eq!(e.remove(i), None);
     }

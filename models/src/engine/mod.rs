@@ -115,7 +115,11 @@ impl Engine {
 
     /// Requests inside the engine (running and waiting).
     pub fn len(&self) -> usize {
-        self.running.iter().chain(self.waiting.iter()).filter(|s| !s.aborted).count()
+        self.running
+            .iter()
+            .chain(self.waiting.iter())
+            .filter(|s| !s.aborted)
+            .count()
     }
 
     /// Whether no request is inside.
@@ -224,14 +228,22 @@ impl Engine {
             t += self.decode_step(n, s0 + u64::from(j) * n);
             if t >= now {
                 // Steps ending at or before `now` are done; the one in progress completes.
-                self.plan = Some(Plan { start, end: t, kind: PlanKind::Decode { steps: j + 1 } });
+                self.plan = Some(Plan {
+                    start,
+                    end: t,
+                    kind: PlanKind::Decode { steps: j + 1 },
+                });
                 return;
             }
         }
     }
 
     fn decode_step(&self, n: u64, kv: u64) -> SimDuration {
-        let w = StepWork { prefill_tokens: 0, decode_seqs: n, decode_kv_tokens: kv };
+        let w = StepWork {
+            prefill_tokens: 0,
+            decode_seqs: n,
+            decode_kv_tokens: kv,
+        };
         self.timing.step_time(w, self.total_kv_tokens)
     }
 
@@ -258,11 +270,19 @@ impl Engine {
             for j in 0..steps {
                 end += self.decode_step(n, s0 + u64::from(j) * n);
             }
-            self.plan = Some(Plan { start: now, end, kind: PlanKind::Decode { steps } });
+            self.plan = Some(Plan {
+                start: now,
+                end,
+                kind: PlanKind::Decode { steps },
+            });
         } else {
             let work = self.decide_single();
             let dur = self.timing.step_time(work, self.total_kv_tokens);
-            self.plan = Some(Plan { start: now, end: now + dur, kind: PlanKind::Single });
+            self.plan = Some(Plan {
+                start: now,
+                end: now + dur,
+                kind: PlanKind::Single,
+            });
         }
     }
 
@@ -271,7 +291,10 @@ impl Engine {
     /// steps guaranteed (else preemption could happen and general steps are taken).
     fn decode_run_length(&self) -> Option<u32> {
         if self.running.is_empty()
-            || self.running.iter().any(|s| s.generated == 0 || s.len() - s.computed != 1)
+            || self
+                .running
+                .iter()
+                .any(|s| s.generated == 0 || s.len() - s.computed != 1)
             || self.running.len() as u32 > self.limits.max_num_batched_tokens
         {
             return None;
@@ -404,7 +427,11 @@ impl Engine {
         } else {
             n_prompt * (sum_after / n_prompt - sum_before / n_prompt)
         };
-        StepWork { prefill_tokens: t, decode_seqs, decode_kv_tokens: decode_kv }
+        StepWork {
+            prefill_tokens: t,
+            decode_seqs,
+            decode_kv_tokens: decode_kv,
+        }
     }
 
     fn apply_single(&mut self, now: SimTime) {
@@ -419,7 +446,10 @@ impl Engine {
             self.waiting.push_front(v);
         }
         for _ in 0..self.admit.len() {
-            let s = self.waiting.pop_front().expect("admitted request is waiting");
+            let s = self
+                .waiting
+                .pop_front()
+                .expect("admitted request is waiting");
             self.running.push(s);
         }
         self.sched.extend_from_slice(&self.admit);

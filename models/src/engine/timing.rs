@@ -102,7 +102,13 @@ impl Roofline {
 
     /// A dense BF16 model of `params` parameters with `kv_bytes_per_token` of KV, on `tp`
     /// GPUs of `kind`, with per-step host overhead `c0`.
-    pub fn dense_bf16(kind: Gpu, tp: u32, params: f64, kv_bytes_per_token: f64, c0: SimDuration) -> Self {
+    pub fn dense_bf16(
+        kind: Gpu,
+        tp: u32,
+        params: f64,
+        kv_bytes_per_token: f64,
+        c0: SimDuration,
+    ) -> Self {
         let (bw, fl) = Self::gpu(kind);
         let tp = f64::from(tp.max(1));
         Roofline {
@@ -156,7 +162,13 @@ impl Timing {
     /// latency (1.19 s for 100/100 tokens, `ft-results-k8s-a100.csv` `none`) and shared by
     /// every row of every deployment.
     pub fn a100_qwen3_0_6b() -> Timing {
-        Timing::Roofline(Roofline::dense_bf16(Gpu::A100, 1, 0.6e9, 114_688.0, SimDuration::from_micros(10_600)))
+        Timing::Roofline(Roofline::dense_bf16(
+            Gpu::A100,
+            1,
+            0.6e9,
+            114_688.0,
+            SimDuration::from_micros(10_600),
+        ))
     }
 
     /// The same model with `tp` GPUs per worker (bandwidth and compute scale with the TP
@@ -165,7 +177,11 @@ impl Timing {
         match self {
             Timing::Roofline(r) => {
                 let k = f64::from(tp.max(1));
-                Timing::Roofline(Roofline { bandwidth: r.bandwidth * k, flops: r.flops * k, ..r })
+                Timing::Roofline(Roofline {
+                    bandwidth: r.bandwidth * k,
+                    flops: r.flops * k,
+                    ..r
+                })
             }
             p => p,
         }
@@ -188,13 +204,25 @@ mod tests {
     #[test]
     fn polynomial_matches_the_published_formula() {
         let p = Polynomial;
-        let w = StepWork { prefill_tokens: 1000, decode_seqs: 0, decode_kv_tokens: 0 };
+        let w = StepWork {
+            prefill_tokens: 1000,
+            decode_seqs: 0,
+            decode_kv_tokens: 0,
+        };
         // 0.4209989 + 15.18344 + 16.50142 = 32.1058589 ms
         assert_eq!(p.step_time(w, 1 << 20).as_nanos(), 32_105_859);
-        let w = StepWork { prefill_tokens: 0, decode_seqs: 4, decode_kv_tokens: 0 };
+        let w = StepWork {
+            prefill_tokens: 0,
+            decode_seqs: 4,
+            decode_kv_tokens: 0,
+        };
         assert_eq!(p.step_time(w, 1 << 20).as_nanos(), 5_740_000);
         // Full cache: −25.74 + 54.01 + 5.74 = 34.01 ms.
-        let w = StepWork { prefill_tokens: 0, decode_seqs: 1, decode_kv_tokens: 10 };
+        let w = StepWork {
+            prefill_tokens: 0,
+            decode_seqs: 1,
+            decode_kv_tokens: 10,
+        };
         assert_eq!(p.step_time(w, 10).as_nanos(), 34_010_000);
         assert_eq!(p.step_time(StepWork::default(), 10), SimDuration::ZERO);
     }
@@ -203,11 +231,27 @@ mod tests {
     fn roofline_gives_the_documented_8b_decode_floors() {
         let floor = |g| {
             let r = Roofline::dense_bf16(g, 1, 8e9, 131_072.0, SimDuration::ZERO);
-            let w = StepWork { prefill_tokens: 0, decode_seqs: 1, decode_kv_tokens: 0 };
+            let w = StepWork {
+                prefill_tokens: 0,
+                decode_seqs: 1,
+                decode_kv_tokens: 0,
+            };
             r.step_time(w, 0).as_secs_f64() * 1e3
         };
-        assert!((9.0..=10.5).contains(&floor(Gpu::A100)), "{}", floor(Gpu::A100));
-        assert!((5.5..=6.5).contains(&floor(Gpu::H100)), "{}", floor(Gpu::H100));
-        assert!((21.0..=24.0).contains(&floor(Gpu::L40s)), "{}", floor(Gpu::L40s));
+        assert!(
+            (9.0..=10.5).contains(&floor(Gpu::A100)),
+            "{}",
+            floor(Gpu::A100)
+        );
+        assert!(
+            (5.5..=6.5).contains(&floor(Gpu::H100)),
+            "{}",
+            floor(Gpu::H100)
+        );
+        assert!(
+            (21.0..=24.0).contains(&floor(Gpu::L40s)),
+            "{}",
+            floor(Gpu::L40s)
+        );
     }
 }

@@ -81,7 +81,13 @@ impl Runner {
     }
 
     /// Handles an event; `kube` is the Kubernetes API as the runner sees it.
-    pub fn handle(&mut self, ev: RunnerEvent, ctx: &mut Context<Event>, kube: &mut Kube, log: &mut RunLog) {
+    pub fn handle(
+        &mut self,
+        ev: RunnerEvent,
+        ctx: &mut Context<Event>,
+        kube: &mut Kube,
+        log: &mut RunLog,
+    ) {
         match ev {
             RunnerEvent::Deploy => {
                 log.deploy_started = ctx.now();
@@ -100,13 +106,19 @@ impl Runner {
                 let spread = self.harness.client_start_spread.as_nanos();
                 for c in 0..self.clients {
                     let jitter = self.rng.random_range(0..=2 * spread);
-                    let d = SimDuration::from_nanos(self.harness.client_start.as_nanos() + jitter - spread.min(self.harness.client_start.as_nanos()));
+                    let d = SimDuration::from_nanos(
+                        self.harness.client_start.as_nanos() + jitter
+                            - spread.min(self.harness.client_start.as_nanos()),
+                    );
                     ctx.schedule_in(d, Event::Client(c, ClientEvent::Begin));
                 }
                 match self.failure.trigger() {
                     _ if self.failure.kind.target().is_none() => {}
                     Trigger::AtSecs(s) => {
-                        ctx.schedule_in(SimDuration::from_secs_f64(s), Event::Runner(RunnerEvent::Inject));
+                        ctx.schedule_in(
+                            SimDuration::from_secs_f64(s),
+                            Event::Runner(RunnerEvent::Inject),
+                        );
                     }
                     Trigger::AfterRequests(0) => {
                         ctx.schedule_now(Event::Runner(RunnerEvent::Inject));
@@ -117,7 +129,10 @@ impl Runner {
             RunnerEvent::RequestDone => {
                 self.requests_done += 1;
                 if let Trigger::AfterRequests(n) = self.failure.trigger() {
-                    if self.requests_done == n && !self.injected && self.failure.kind.target().is_some() {
+                    if self.requests_done == n
+                        && !self.injected
+                        && self.failure.kind.target().is_some()
+                    {
                         ctx.schedule_now(Event::Runner(RunnerEvent::Inject));
                     }
                 }
@@ -135,7 +150,9 @@ impl Runner {
                 ctx.schedule_in(delay, Event::Runner(RunnerEvent::Apply));
             }
             RunnerEvent::Apply => {
-                let Some((role, action)) = self.failure.kind.target() else { return };
+                let Some((role, action)) = self.failure.kind.target() else {
+                    return;
+                };
                 for k in 0..self.failure.count {
                     let slot = self.pod_slot(role, self.failure.index + k);
                     let pod = kube.pod(slot);
@@ -146,11 +163,17 @@ impl Runner {
                         }
                         (FailureAction::KillProcess { graceful }, PodRole::Frontend(i)) => {
                             let sig = if graceful { Sig::Int } else { Sig::Kill };
-                            ctx.schedule_now(Event::Frontend(i, FrontendEvent::Process(ProcessSignal::Signal { gen, sig })));
+                            ctx.schedule_now(Event::Frontend(
+                                i,
+                                FrontendEvent::Process(ProcessSignal::Signal { gen, sig }),
+                            ));
                         }
                         (FailureAction::KillProcess { graceful }, PodRole::Worker(i)) => {
                             let sig = if graceful { Sig::Int } else { Sig::Kill };
-                            ctx.schedule_now(Event::Worker(i, WorkerEvent::Process(ProcessSignal::Signal { gen, sig })));
+                            ctx.schedule_now(Event::Worker(
+                                i,
+                                WorkerEvent::Process(ProcessSignal::Signal { gen, sig }),
+                            ));
                         }
                         (FailureAction::KillEngineCore, PodRole::Worker(i)) => {
                             ctx.schedule_now(Event::Worker(i, WorkerEvent::KillEngineCore { gen }));

@@ -130,7 +130,13 @@ pub struct Frontend {
 
 impl Frontend {
     /// A frontend (not started) for frontend index `idx` in pod slot `pod`.
-    pub fn new(idx: u16, pod: u16, router: Box<dyn Router>, migration_limit: u32, times: FrontendTimes) -> Self {
+    pub fn new(
+        idx: u16,
+        pod: u16,
+        router: Box<dyn Router>,
+        migration_limit: u32,
+        times: FrontendTimes,
+    ) -> Self {
         Frontend {
             idx,
             pod,
@@ -155,15 +161,29 @@ impl Frontend {
         self.phase == Phase::Serving && !self.instances.is_empty()
     }
 
-    fn answer(&self, ctx: &mut Context<Event>, client: u16, attempt: u64, outcome: Outcome, delay: SimDuration) {
-        ctx.schedule_in(delay, Event::Client(client, ClientEvent::Answer { attempt, outcome }));
+    fn answer(
+        &self,
+        ctx: &mut Context<Event>,
+        client: u16,
+        attempt: u64,
+        outcome: Outcome,
+        delay: SimDuration,
+    ) {
+        ctx.schedule_in(
+            delay,
+            Event::Client(client, ClientEvent::Answer { attempt, outcome }),
+        );
     }
 
     fn route(&mut self, ctx: &mut Context<Event>, f: Inflight) -> Result<(), Outcome> {
         if self.instances.is_empty() {
             return Err(Outcome::ModelNotFound);
         }
-        let live: usize = self.instances.iter().filter(|i| !self.down.contains(i)).count();
+        let live: usize = self
+            .instances
+            .iter()
+            .filter(|i| !self.down.contains(i))
+            .count();
         if live == 0 {
             return Err(Outcome::ServerError);
         }
@@ -196,17 +216,29 @@ impl Frontend {
 
     fn set_instances_changed(&mut self, was_empty: bool, ctx: &Context<Event>, log: &mut RunLog) {
         if was_empty && !self.instances.is_empty() && self.phase == Phase::Serving {
-            log.ready_lines.push(ReadyLine { at: ctx.now(), frontend: true });
+            log.ready_lines.push(ReadyLine {
+                at: ctx.now(),
+                frontend: true,
+            });
         }
     }
 
     /// Handles an event.
-    pub fn handle(&mut self, ev: FrontendEvent, ctx: &mut Context<Event>, etcd: &Etcd, log: &mut RunLog) {
+    pub fn handle(
+        &mut self,
+        ev: FrontendEvent,
+        ctx: &mut Context<Event>,
+        etcd: &Etcd,
+        log: &mut RunLog,
+    ) {
         match ev {
             FrontendEvent::Process(ProcessSignal::Start { gen }) => {
                 self.gen = gen;
                 self.phase = Phase::Starting;
-                ctx.schedule_in(self.times.start, Event::Frontend(self.idx, FrontendEvent::Up { gen }));
+                ctx.schedule_in(
+                    self.times.start,
+                    Event::Frontend(self.idx, FrontendEvent::Up { gen }),
+                );
             }
             FrontendEvent::Process(ProcessSignal::Signal { gen, sig }) => {
                 if gen != self.gen || self.phase == Phase::Down {
@@ -214,7 +246,10 @@ impl Frontend {
                 }
                 match sig {
                     Sig::Int => {
-                        ctx.schedule_in(self.times.sigint_exit, Event::Frontend(self.idx, FrontendEvent::Exit { gen }));
+                        ctx.schedule_in(
+                            self.times.sigint_exit,
+                            Event::Frontend(self.idx, FrontendEvent::Exit { gen }),
+                        );
                     }
                     Sig::Term => {} // no handler: keeps serving until SIGKILL
                     Sig::Kill => self.exit(ctx),
@@ -228,22 +263,39 @@ impl Frontend {
                 self.instances = etcd.instances().collect();
                 self.down.clear();
                 self.set_instances_changed(true, ctx, log);
-                ctx.schedule_in(RECONCILE, Event::Frontend(self.idx, FrontendEvent::Reconcile { gen }));
+                ctx.schedule_in(
+                    RECONCILE,
+                    Event::Frontend(self.idx, FrontendEvent::Reconcile { gen }),
+                );
             }
             FrontendEvent::Exit { gen } => {
                 if gen == self.gen && self.phase != Phase::Down {
                     self.exit(ctx);
                 }
             }
-            FrontendEvent::Http { attempt, client, prompt, output } => {
+            FrontendEvent::Http {
+                attempt,
+                client,
+                prompt,
+                output,
+            } => {
                 if self.phase != Phase::Serving {
-                    self.answer(ctx, client, attempt, Outcome::ConnectionError, self.times.error_answer);
+                    self.answer(
+                        ctx,
+                        client,
+                        attempt,
+                        Outcome::ConnectionError,
+                        self.times.error_answer,
+                    );
                     return;
                 }
                 let f = Inflight {
                     attempt,
                     client,
-                    instance: Instance { slot: 0, incarnation: 0 },
+                    instance: Instance {
+                        slot: 0,
+                        incarnation: 0,
+                    },
                     prompt,
                     output,
                     generated: 0,
@@ -255,10 +307,20 @@ impl Frontend {
             }
             FrontendEvent::WorkerDone { attempt } => {
                 if let Some(f) = self.take(attempt) {
-                    self.answer(ctx, f.client, attempt, Outcome::Success, self.times.response);
+                    self.answer(
+                        ctx,
+                        f.client,
+                        attempt,
+                        Outcome::Success,
+                        self.times.response,
+                    );
                 }
             }
-            FrontendEvent::StreamError { attempt, instance, generated } => {
+            FrontendEvent::StreamError {
+                attempt,
+                instance,
+                generated,
+            } => {
                 let Some(f) = self.take(attempt) else { return };
                 if !self.down.contains(&instance) && self.instances.contains(&instance) {
                     self.down.push(instance);
@@ -273,7 +335,13 @@ impl Frontend {
                         return;
                     }
                 }
-                self.answer(ctx, f.client, attempt, Outcome::ServerError, self.times.error_answer);
+                self.answer(
+                    ctx,
+                    f.client,
+                    attempt,
+                    Outcome::ServerError,
+                    self.times.error_answer,
+                );
             }
             FrontendEvent::Watch(w) => {
                 if self.phase != Phase::Serving {
@@ -300,13 +368,19 @@ impl Frontend {
                 }
                 // Instances dropped on an error come back while still registered.
                 self.down.retain(|d| !etcd.instances().any(|i| i == *d));
-                ctx.schedule_in(RECONCILE, Event::Frontend(self.idx, FrontendEvent::Reconcile { gen }));
+                ctx.schedule_in(
+                    RECONCILE,
+                    Event::Frontend(self.idx, FrontendEvent::Reconcile { gen }),
+                );
             }
             FrontendEvent::ClientGone { attempt } => {
                 if let Some(f) = self.take(attempt) {
                     ctx.schedule_now(Event::Worker(
                         f.instance.slot,
-                        WorkerEvent::Cancel { attempt, incarnation: f.instance.incarnation },
+                        WorkerEvent::Cancel {
+                            attempt,
+                            incarnation: f.instance.incarnation,
+                        },
                     ));
                 }
             }
@@ -317,14 +391,26 @@ impl Frontend {
     fn exit(&mut self, ctx: &mut Context<Event>) {
         self.phase = Phase::Down;
         for f in self.inflight.drain(..) {
-            ctx.schedule_now(Event::Client(f.client, ClientEvent::Answer { attempt: f.attempt, outcome: Outcome::ConnectionError }));
+            ctx.schedule_now(Event::Client(
+                f.client,
+                ClientEvent::Answer {
+                    attempt: f.attempt,
+                    outcome: Outcome::ConnectionError,
+                },
+            ));
             ctx.schedule_now(Event::Worker(
                 f.instance.slot,
-                WorkerEvent::Cancel { attempt: f.attempt, incarnation: f.instance.incarnation },
+                WorkerEvent::Cancel {
+                    attempt: f.attempt,
+                    incarnation: f.instance.incarnation,
+                },
             ));
         }
         self.instances.clear();
         self.down.clear();
-        ctx.schedule_now(Event::Kube(KubeEvent::ContainerExited { pod: self.pod, gen: self.gen }));
+        ctx.schedule_now(Event::Kube(KubeEvent::ContainerExited {
+            pod: self.pod,
+            gen: self.gen,
+        }));
     }
 }

@@ -190,7 +190,10 @@ impl Kube {
         p.created = now;
         p.name_key = key;
         let uid = p.uid;
-        ctx.schedule_in(delay, Event::Kube(KubeEvent::ContainerStart { pod: slot, uid }));
+        ctx.schedule_in(
+            delay,
+            Event::Kube(KubeEvent::ContainerStart { pod: slot, uid }),
+        );
         // The probe worker probes at once and then every period (`worker.go` `run`).
         ctx.schedule_in(period, Event::Kube(KubeEvent::ProbeTick { pod: slot, uid }));
         self.sync(slot, ctx);
@@ -214,15 +217,27 @@ impl Kube {
         // `worker.go` `doProbe`: nothing before the container runs or within the initial
         // delay (whole seconds, truncated).
         let since = ctx.now().saturating_since(p.started_at).as_nanos() / 1_000_000_000;
-        if !p.exists || !p.running || p.ready || since < spec.initial_delay.as_nanos() / 1_000_000_000 {
+        if !p.exists
+            || !p.running
+            || p.ready
+            || since < spec.initial_delay.as_nanos() / 1_000_000_000
+        {
             return;
         }
         let gen = p.gen;
-        ctx.schedule_in(spec.latency, Event::Kube(KubeEvent::ProbeStart { pod: slot, gen }));
+        ctx.schedule_in(
+            spec.latency,
+            Event::Kube(KubeEvent::ProbeStart { pod: slot, gen }),
+        );
     }
 
     /// Handles a kubelet event. `healthy(role)` answers a probe against the process now.
-    pub fn handle(&mut self, ev: KubeEvent, ctx: &mut Context<Event>, healthy: impl Fn(PodRole) -> bool) {
+    pub fn handle(
+        &mut self,
+        ev: KubeEvent,
+        ctx: &mut Context<Event>,
+        healthy: impl Fn(PodRole) -> bool,
+    ) {
         match ev {
             KubeEvent::ContainerStart { pod, uid } => {
                 let p = &mut self.pods[pod as usize];
@@ -243,7 +258,10 @@ impl Kube {
                     return;
                 }
                 // PLEG relists every second.
-                let d = SimDuration::from_nanos(self.rng.random_range(0..=self.cfg.exit_to_not_ready.as_nanos()));
+                let d = SimDuration::from_nanos(
+                    self.rng
+                        .random_range(0..=self.cfg.exit_to_not_ready.as_nanos()),
+                );
                 ctx.schedule_in(d, Event::Kube(KubeEvent::ExitNoticed { pod, gen }));
             }
             KubeEvent::ExitNoticed { pod, gen } => {
@@ -262,7 +280,8 @@ impl Kube {
                 } else {
                     let k = (p.restarts - 1).min(16);
                     SimDuration::from_nanos(
-                        (self.cfg.restart_backoff.as_nanos() << k).min(self.cfg.restart_backoff_cap.as_nanos()),
+                        (self.cfg.restart_backoff.as_nanos() << k)
+                            .min(self.cfg.restart_backoff_cap.as_nanos()),
                     )
                 };
                 p.restarts += 1;
@@ -313,8 +332,17 @@ impl Kube {
                 let (gen, role) = (p.gen, p.role);
                 if p.running {
                     p.terminating = Some(gen);
-                    ctx.schedule_now(process_event(role, ProcessSignal::Signal { gen, sig: Sig::Term }));
-                    ctx.schedule_in(self.cfg.force_delete_grace, Event::Kube(KubeEvent::GraceOver { pod, gen }));
+                    ctx.schedule_now(process_event(
+                        role,
+                        ProcessSignal::Signal {
+                            gen,
+                            sig: Sig::Term,
+                        },
+                    ));
+                    ctx.schedule_in(
+                        self.cfg.force_delete_grace,
+                        Event::Kube(KubeEvent::GraceOver { pod, gen }),
+                    );
                 }
                 // The ReplicaSet replaces it. dynsim keeps one process per slot, so the
                 // replacement's container starts no earlier than the old one is killed (the
@@ -324,7 +352,13 @@ impl Kube {
             }
             KubeEvent::GraceOver { pod, gen } => {
                 let role = self.pods[pod as usize].role;
-                ctx.schedule_now(process_event(role, ProcessSignal::Signal { gen, sig: Sig::Kill }));
+                ctx.schedule_now(process_event(
+                    role,
+                    ProcessSignal::Signal {
+                        gen,
+                        sig: Sig::Kill,
+                    },
+                ));
             }
         }
     }

@@ -72,13 +72,21 @@ fn tokenize(src: &str) -> Vec<Token<'_>> {
             if i < bytes.len() {
                 advance(&mut i, &mut line, &mut col);
             }
-            out.push(Token { tok: Tok::Other, line: l0, col: c0 });
+            out.push(Token {
+                tok: Tok::Other,
+                line: l0,
+                col: c0,
+            });
         } else if c.is_ascii_alphabetic() || c == b'_' {
             let start = i;
             while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
                 advance(&mut i, &mut line, &mut col);
             }
-            out.push(Token { tok: Tok::Ident(&src[start..i]), line: l0, col: c0 });
+            out.push(Token {
+                tok: Tok::Ident(&src[start..i]),
+                line: l0,
+                col: c0,
+            });
         } else {
             let tok = match c {
                 b'(' | b'[' | b'{' => Some(Tok::Open),
@@ -89,7 +97,11 @@ fn tokenize(src: &str) -> Vec<Token<'_>> {
                 _ => Some(Tok::Other),
             };
             if let Some(tok) = tok {
-                out.push(Token { tok, line: l0, col: c0 });
+                out.push(Token {
+                    tok,
+                    line: l0,
+                    col: c0,
+                });
             }
             advance(&mut i, &mut line, &mut col);
         }
@@ -123,7 +135,10 @@ fn skip_value(toks: &[Token<'_>], mut i: usize) -> usize {
 
 /// The token index of the opening bracket of the value starting at `i`, if it has one.
 fn open_of(toks: &[Token<'_>], mut i: usize) -> Option<usize> {
-    if let Some(Token { tok: Tok::Ident(_), .. }) = toks.get(i) {
+    if let Some(Token {
+        tok: Tok::Ident(_), ..
+    }) = toks.get(i)
+    {
         i += 1;
     }
     matches!(toks.get(i)?.tok, Tok::Open).then_some(i)
@@ -174,7 +189,11 @@ pub fn locate(src: &str, path: &[Seg]) -> (usize, usize) {
         match found {
             Some(v) if v < toks.len() => {
                 value = v;
-                let t = if matches!(seg, Seg::Key(_)) { &toks[v - 2] } else { &toks[v] };
+                let t = if matches!(seg, Seg::Key(_)) {
+                    &toks[v - 2]
+                } else {
+                    &toks[v]
+                };
                 best = (t.line, t.col);
             }
             _ => break,
@@ -200,15 +219,24 @@ mod tests {
     #[test]
     fn finds_nested_fields_and_list_elements() {
         use Seg::*;
-        assert_eq!(locate(DOC, &[Key("deployments"), Index(1), Key("dp")]), (6, 20));
-        assert_eq!(locate(DOC, &[Key("deployments"), Index(0), Key("dp")]), (4, 35));
+        assert_eq!(
+            locate(DOC, &[Key("deployments"), Index(1), Key("dp")]),
+            (6, 20)
+        );
+        assert_eq!(
+            locate(DOC, &[Key("deployments"), Index(0), Key("dp")]),
+            (4, 35)
+        );
         assert_eq!(locate(DOC, &[Key("load"), Key("clients")]), (8, 19));
     }
 
     #[test]
     fn missing_steps_fall_back_to_the_deepest_found() {
         use Seg::*;
-        assert_eq!(locate(DOC, &[Key("deployments"), Index(1), Key("tp")]), (5, 9));
+        assert_eq!(
+            locate(DOC, &[Key("deployments"), Index(1), Key("tp")]),
+            (5, 9)
+        );
         assert_eq!(locate(DOC, &[Key("nothing")]), (1, 1));
     }
 }

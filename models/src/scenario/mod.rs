@@ -473,7 +473,10 @@ impl Scenario {
 
         if crate::profile::Profile::builtin(&self.profile).is_none() {
             let names = crate::profile::Profile::BUILTIN.join(", ");
-            return err(&[Key("profile")], &format!("one of the built-in profiles: {names}"));
+            return err(
+                &[Key("profile")],
+                &format!("one of the built-in profiles: {names}"),
+            );
         }
         if self.seeds == 0 {
             return err(&[Key("seeds")], "at least 1 seed");
@@ -490,7 +493,10 @@ impl Scenario {
             return err(&[Key("deployments")], "at least one deployment");
         }
         if self.failures.is_empty() {
-            return err(&[Key("failures")], "at least one failure row (use `kind: none` for the baseline)");
+            return err(
+                &[Key("failures")],
+                "at least one failure row (use `kind: none` for the baseline)",
+            );
         }
         for (i, d) in self.deployments.iter().enumerate() {
             let at = |f: &'static str| [Key("deployments"), Index(i), Key(f)];
@@ -504,7 +510,10 @@ impl Scenario {
                 return err(&at("frontends"), "at least 1 frontend");
             }
             if d.mode == Mode::Disagg {
-                return err(&at("mode"), "`agg` (disaggregated serving is not simulated yet)");
+                return err(
+                    &at("mode"),
+                    "`agg` (disaggregated serving is not simulated yet)",
+                );
             }
         }
         let Load::Harness(h) = &self.load;
@@ -536,7 +545,10 @@ impl Scenario {
         for (i, f) in self.failures.iter().enumerate() {
             let at = |k: &'static str| [Key("failures"), Index(i), Key(k)];
             if f.at_s.is_some() && f.after_requests.is_some() {
-                return err(&at("after_requests"), "either `at_s` or `after_requests`, not both");
+                return err(
+                    &at("after_requests"),
+                    "either `at_s` or `after_requests`, not both",
+                );
             }
             if let Some(s) = f.at_s {
                 if !non_negative(s) {

@@ -119,7 +119,14 @@ pub struct Worker {
 
 impl Worker {
     /// A worker (not started) for worker index `idx` in pod slot `pod`.
-    pub fn new(idx: u16, pod: u16, engine: Engine, times: WorkerTimes, frontends: u16, rng: SimRng) -> Self {
+    pub fn new(
+        idx: u16,
+        pod: u16,
+        engine: Engine,
+        times: WorkerTimes,
+        frontends: u16,
+        rng: SimRng,
+    ) -> Self {
         Worker {
             idx,
             pod,
@@ -142,7 +149,10 @@ impl Worker {
     }
 
     fn instance(&self) -> Instance {
-        Instance { slot: self.idx, incarnation: self.incarnation }
+        Instance {
+            slot: self.idx,
+            incarnation: self.incarnation,
+        }
     }
 
     fn sync_wake(&mut self, ctx: &mut Context<Event>) {
@@ -151,7 +161,10 @@ impl Worker {
             ctx.cancel(k);
         }
         if let Some(t) = want {
-            self.wake = Some(ctx.schedule_at(t, Event::Worker(self.idx, WorkerEvent::Wake { gen: self.gen })));
+            self.wake = Some(ctx.schedule_at(
+                t,
+                Event::Worker(self.idx, WorkerEvent::Wake { gen: self.gen }),
+            ));
         }
     }
 
@@ -160,7 +173,14 @@ impl Worker {
         let instance = self.instance();
         let _ = self.engine.kill();
         for (attempt, fe) in self.inflight.drain(..) {
-            ctx.schedule_now(Event::Frontend(fe, FrontendEvent::StreamError { attempt, instance, generated: 0 }));
+            ctx.schedule_now(Event::Frontend(
+                fe,
+                FrontendEvent::StreamError {
+                    attempt,
+                    instance,
+                    generated: 0,
+                },
+            ));
         }
         if let Some(k) = self.wake.take() {
             ctx.cancel(k);
@@ -168,7 +188,13 @@ impl Worker {
     }
 
     /// Handles an event.
-    pub fn handle(&mut self, ev: WorkerEvent, ctx: &mut Context<Event>, etcd: &mut Etcd, log: &mut RunLog) {
+    pub fn handle(
+        &mut self,
+        ev: WorkerEvent,
+        ctx: &mut Context<Event>,
+        etcd: &mut Etcd,
+        log: &mut RunLog,
+    ) {
         match ev {
             WorkerEvent::Process(ProcessSignal::Start { gen }) => {
                 self.gen = gen;
@@ -176,8 +202,13 @@ impl Worker {
                 self.started_at = ctx.now();
                 let mean = self.times.start.as_secs_f64();
                 let sd = self.times.start_sd.as_secs_f64();
-                let load = Normal::new(mean, sd).map_or(mean, |n| n.sample(&mut self.rng)).max(0.0);
-                ctx.schedule_in(SimDuration::from_secs_f64(load), Event::Worker(self.idx, WorkerEvent::Loaded { gen }));
+                let load = Normal::new(mean, sd)
+                    .map_or(mean, |n| n.sample(&mut self.rng))
+                    .max(0.0);
+                ctx.schedule_in(
+                    SimDuration::from_secs_f64(load),
+                    Event::Worker(self.idx, WorkerEvent::Loaded { gen }),
+                );
             }
             WorkerEvent::Loaded { gen } => {
                 if gen != self.gen || self.phase != Phase::Loading {
@@ -185,12 +216,19 @@ impl Worker {
                 }
                 self.phase = Phase::Serving;
                 self.incarnation += 1;
-                log.ready_lines.push(ReadyLine { at: ctx.now(), frontend: false });
-                log.incarnations.push((self.idx, self.incarnation, ctx.now(), None));
+                log.ready_lines.push(ReadyLine {
+                    at: ctx.now(),
+                    frontend: false,
+                });
+                log.incarnations
+                    .push((self.idx, self.incarnation, ctx.now(), None));
                 let w = etcd.register(ctx.now(), self.instance());
                 notify_watchers(ctx, self.frontends, self.times.watch_delay, w);
                 if self.times.monitor {
-                    ctx.schedule_in(self.times.monitor_period, Event::Worker(self.idx, WorkerEvent::MonitorPoll { gen }));
+                    ctx.schedule_in(
+                        self.times.monitor_period,
+                        Event::Worker(self.idx, WorkerEvent::MonitorPoll { gen }),
+                    );
                 }
             }
             WorkerEvent::Wake { gen } => {
@@ -208,21 +246,31 @@ impl Worker {
                             if let Some(i) = self.inflight.iter().position(|x| x.0 == id) {
                                 let (attempt, fe) = self.inflight.swap_remove(i);
                                 log.served(attempt, (inst.slot, inst.incarnation), now);
-                                ctx.schedule_now(Event::Frontend(fe, FrontendEvent::WorkerDone { attempt }));
+                                ctx.schedule_now(Event::Frontend(
+                                    fe,
+                                    FrontendEvent::WorkerDone { attempt },
+                                ));
                             }
                         }
                     }
                 }
                 self.sync_wake(ctx);
             }
-            WorkerEvent::Generate { attempt, fe, incarnation, prompt, output } => {
+            WorkerEvent::Generate {
+                attempt,
+                fe,
+                incarnation,
+                prompt,
+                output,
+            } => {
                 match self.phase {
-                    Phase::Serving if incarnation == self.incarnation => {
-                        if self.engine.submit(ctx.now(), attempt, prompt, output) {
-                            self.inflight.push((attempt, fe));
-                            self.sync_wake(ctx);
-                            return;
-                        }
+                    Phase::Serving
+                        if incarnation == self.incarnation
+                            && self.engine.submit(ctx.now(), attempt, prompt, output) =>
+                    {
+                        self.inflight.push((attempt, fe));
+                        self.sync_wake(ctx);
+                        return;
                     }
                     // A dead engine whose death nobody noticed: the request hangs.
                     Phase::EngineDead if incarnation == self.incarnation && !self.times.monitor => {
@@ -232,10 +280,23 @@ impl Worker {
                     _ => {}
                 }
                 // Nobody serves that instance any more ("no responders").
-                let instance = Instance { slot: self.idx, incarnation };
-                ctx.schedule_now(Event::Frontend(fe, FrontendEvent::StreamError { attempt, instance, generated: 0 }));
+                let instance = Instance {
+                    slot: self.idx,
+                    incarnation,
+                };
+                ctx.schedule_now(Event::Frontend(
+                    fe,
+                    FrontendEvent::StreamError {
+                        attempt,
+                        instance,
+                        generated: 0,
+                    },
+                ));
             }
-            WorkerEvent::Cancel { attempt, incarnation } => {
+            WorkerEvent::Cancel {
+                attempt,
+                incarnation,
+            } => {
                 if incarnation == self.incarnation {
                     if let Some(i) = self.inflight.iter().position(|x| x.0 == attempt) {
                         self.inflight.swap_remove(i);
@@ -254,7 +315,10 @@ impl Worker {
                     Sig::Kill => {
                         if matches!(self.phase, Phase::Serving | Phase::EngineDead) {
                             if let Some(t) = etcd.expiry_after_crash(ctx.now(), self.instance()) {
-                                ctx.schedule_at(t, Event::Etcd(EtcdEvent::LeaseExpired(self.instance())));
+                                ctx.schedule_at(
+                                    t,
+                                    Event::Etcd(EtcdEvent::LeaseExpired(self.instance())),
+                                );
                             }
                         }
                         self.drop_inflight(ctx);
@@ -278,7 +342,10 @@ impl Worker {
                 }
                 match self.phase {
                     Phase::Serving => {
-                        ctx.schedule_in(self.times.monitor_period, Event::Worker(self.idx, WorkerEvent::MonitorPoll { gen }));
+                        ctx.schedule_in(
+                            self.times.monitor_period,
+                            Event::Worker(self.idx, WorkerEvent::MonitorPoll { gen }),
+                        );
                     }
                     Phase::EngineDead => self.shutdown(ctx, etcd),
                     _ => {}
@@ -302,7 +369,10 @@ impl Worker {
         self.drop_inflight(ctx);
         self.phase = Phase::Stopping;
         let gen = self.gen;
-        ctx.schedule_in(self.times.shutdown, Event::Worker(self.idx, WorkerEvent::Exit { gen }));
+        ctx.schedule_in(
+            self.times.shutdown,
+            Event::Worker(self.idx, WorkerEvent::Exit { gen }),
+        );
     }
 
     fn exit(&mut self, ctx: &mut Context<Event>, log: &mut RunLog) {
@@ -315,6 +385,9 @@ impl Worker {
             rec.3 = Some(ctx.now());
         }
         self.phase = Phase::Down;
-        ctx.schedule_now(Event::Kube(KubeEvent::ContainerExited { pod: self.pod, gen: self.gen }));
+        ctx.schedule_now(Event::Kube(KubeEvent::ContainerExited {
+            pod: self.pod,
+            gen: self.gen,
+        }));
     }
 }

@@ -1,0 +1,277 @@
+//! Simulated rows against a measured table (`ft-results-k8s-a100.csv`), cell by cell.
+//!
+//! Tolerances (the calibration rules of the issue tracker's aggregated issue): counts within
+//! ±10 % or ±10, whichever is larger; latency ±5 %; recovery ±10 %. Startup (±10 %) and the
+//! latency before the fault (±5 %) are the same quantity in every row of a deployment, so they
+//! are held against that deployment's mean over its rows (the `none` row's latency, whose
+//! window is the whole run, keeps its own value). Simulated values are means over seeds.
+
+use std::collections::BTreeMap;
+
+/// The columns compared, in the reference's order.
+pub const COMPARED: &[&str] = &[
+    "startup_s",
+    "success_before",
+    "failed_before",
+    "success_after",
+    "failed_after",
+    "latency_before_s",
+    "latency_after_s",
+    "recovery_s",
+];
+
+/// A row of a measured table.
+#[derive(Clone, Debug)]
+pub struct RefRow {
+    /// Deployment name.
+    pub deployment: String,
+    /// Failure kind.
+    pub failure: String,
+    /// Values by column; `None` for N/A.
+    pub values: BTreeMap<String, Option<f64>>,
+}
+
+/// Parses a measured table (`deployment,failure,<columns>`, `N/A` for missing).
+pub fn parse_reference(text: &str) -> Result<Vec<RefRow>, String> {
+    let mut lines = text.lines();
+    let header: Vec<String> = lines
+        .next()
+        .ok_or("line 1: empty file")?
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .collect();
+    if header.first().map(String::as_str) != Some("deployment")
+        || header.get(1).map(String::as_str) != Some("failure")
+    {
+        return Err("line 1: expected a header starting `deployment,failure`".into());
+    }
+    let mut rows = Vec::new();
+    for (i, line) in lines.enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
+        if cells.len() != header.len() {
+            return Err(format!(
+                "line {}: {} cells, the header has {}",
+                i + 2,
+                cells.len(),
+                header.len()
+            ));
+        }
+        let mut values = BTreeMap::new();
+        for (h, c) in header.iter().zip(&cells).skip(2) {
+            let v = if *c == "N/A" || c.is_empty() {
+                None
+            } else {
+                Some(
+                    c.parse::<f64>()
+                        .map_err(|_| format!("line {}: `{h}` is not a number: `{c}`", i + 2))?,
+                )
+            };
+            values.insert(h.clone(), v);
+        }
+        rows.push(RefRow {
+            deployment: cells[0].to_string(),
+            failure: cells[1].to_string(),
+            values,
+        });
+    }
+    Ok(rows)
+}
+
+/// One compared cell.
+#[derive(Clone, Debug)]
+pub struct Cell {
+    /// Deployment.
+    pub deployment: String,
+    /// Failure kind.
+    pub failure: String,
+    /// Column.
+    pub column: &'static str,
+    /// The measured value of this row.
+    pub measured: Option<f64>,
+    /// What the simulated value is held against (the row's value, or the deployment mean).
+    pub target: Option<f64>,
+    /// Simulated mean over seeds.
+    pub simulated: Option<f64>,
+    /// Allowed absolute deviation.
+    pub tolerance: f64,
+    /// Whether the cell is within tolerance.
+    pub ok: bool,
+}
+
+impl Cell {
+    /// Simulated minus target, if both exist.
+    pub fn error(&self) -> Option<f64> {
+        Some(self.simulated? - self.target?)
+    }
+}
+
+/// The whole comparison.
+#[derive(Clone, Debug, Default)]
+pub struct Comparison {
+    /// Every compared cell, in reference order.
+    pub cells: Vec<Cell>,
+    /// Reference rows (deployment, failure) and whether every cell of each is within tolerance.
+    pub rows: Vec<(String, String, bool)>,
+}
+
+impl Comparison {
+    /// Rows within tolerance.
+    pub fn rows_ok(&self) -> usize {
+        self.rows.iter().filter(|r| r.2).count()
+    }
+}
+
+fn tolerance(column: &str, target: f64) -> f64 {
+    match column {
+        "startup_s" | "recovery_s" => 0.10 * target.abs(),
+        "latency_before_s" | "latency_after_s" => 0.05 * target.abs(),
+        _ => (0.10 * target.abs()).max(10.0),
+    }
+}
+
+/// Compares simulated means `sim[(deployment, failure)][column]` with `reference`.
+pub fn compare(
+    sim: &BTreeMap<(String, String), BTreeMap<String, Option<f64>>>,
+    reference: &[RefRow],
+) -> Comparison {
+    let deployment_mean = |dep: &str, column: &str, skip_none: bool| -> Option<f64> {
+        let v: Vec<f64> = reference
+            .iter()
+            .filter(|r| r.deployment == dep && !(skip_none && r.failure == "none"))
+            .filter_map(|r| r.values.get(column).copied().flatten())
+            .collect();
+        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    };
+    let mut out = Comparison::default();
+    for r in reference {
+        let key = (r.deployment.clone(), r.failure.clone());
+        let simrow = sim.get(&key);
+        let mut row_ok = simrow.is_some();
+        for &column in COMPARED {
+            let measured = r.values.get(column).copied().flatten();
+            let target = match column {
+                "startup_s" => deployment_mean(&r.deployment, column, false),
+                "latency_before_s" if r.failure != "none" => {
+                    deployment_mean(&r.deployment, column, true)
+                }
+                _ => measured,
+            };
+            let simulated = simrow.and_then(|s| s.get(column).copied().flatten());
+            let (tol, ok) = match (target, simulated) {
+                (Some(t), Some(s)) => {
+                    let tol = tolerance(column, t);
+                    (tol, (s - t).abs() <= tol + 1e-9)
+                }
+                (None, None) => (0.0, true),
+                _ => (0.0, false),
+            };
+            row_ok &= ok;
+            out.cells.push(Cell {
+                deployment: r.deployment.clone(),
+                failure: r.failure.clone(),
+                column,
+                measured,
+                target,
+                simulated,
+                tolerance: tol,
+                ok,
+            });
+        }
+        out.rows
+            .push((r.deployment.clone(), r.failure.clone(), row_ok));
+    }
+    out
+}
+
+/// The comparison as text: one line per cell, then `K/N reference rows within tolerance`.
+pub fn render(c: &Comparison) -> String {
+    let fmt = |x: Option<f64>| x.map_or("N/A".to_string(), |v| format!("{v:.2}"));
+    let mut s = format!(
+        "{:<16} {:<26} {:<18} {:>10} {:>10} {:>10} {:>9} {:>7}  {}\n",
+        "deployment", "failure", "column", "measured", "held_to", "simulated", "error", "tol", "ok"
+    );
+    for cell in &c.cells {
+        s.push_str(&format!(
+            "{:<16} {:<26} {:<18} {:>10} {:>10} {:>10} {:>9} {:>7.2}  {}\n",
+            cell.deployment,
+            cell.failure,
+            cell.column,
+            fmt(cell.measured),
+            fmt(cell.target),
+            fmt(cell.simulated),
+            cell.error().map_or("-".into(), |e| format!("{e:+.2}")),
+            cell.tolerance,
+            if cell.ok { "ok" } else { "MISS" }
+        ));
+    }
+    s.push_str(&format!(
+        "{}/{} reference rows within tolerance\n",
+        c.rows_ok(),
+        c.rows.len()
+    ));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REF: &str = "deployment,failure,startup_s,success_before,failed_before,success_after,failed_after,latency_before_s,latency_after_s,recovery_s
+d,none,100.00,1500.00,0.00,N/A,N/A,1.00,N/A,N/A
+d,x,120.00,100.00,0.00,50.00,200.00,2.00,1.00,10.00";
+
+    fn sim(
+        rows: &[(&str, &[(&str, Option<f64>)])],
+    ) -> BTreeMap<(String, String), BTreeMap<String, Option<f64>>> {
+        rows.iter()
+            .map(|(f, vals)| {
+                (
+                    ("d".to_string(), f.to_string()),
+                    vals.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tolerances_and_deployment_means() {
+        let r = parse_reference(REF).unwrap();
+        let none: &[(&str, Option<f64>)] = &[
+            ("startup_s", Some(121.0)), // mean 110 ± 11
+            ("success_before", Some(1500.0)),
+            ("failed_before", Some(0.0)),
+            ("latency_before_s", Some(1.04)), // own value 1.00 ± 0.05
+        ];
+        let x: &[(&str, Option<f64>)] = &[
+            ("startup_s", Some(99.0)),
+            ("success_before", Some(110.0)), // ± max(10, 10)
+            ("failed_before", Some(9.0)),
+            ("success_after", Some(61.0)), // 50 ± 10: miss
+            ("failed_after", Some(219.0)),
+            ("latency_before_s", Some(2.09)), // held to its own (only non-none) row: 2.00 ± 0.10
+            ("latency_after_s", Some(1.05)),
+            ("recovery_s", Some(10.9)),
+        ];
+        let c = compare(&sim(&[("none", none), ("x", x)]), &r);
+        let miss: Vec<_> = c
+            .cells
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| (c.failure.as_str(), c.column))
+            .collect();
+        assert_eq!(miss, vec![("x", "success_after")]);
+        assert_eq!(c.rows_ok(), 1);
+        assert!(render(&c).ends_with("1/2 reference rows within tolerance\n"));
+    }
+
+    #[test]
+    fn bad_reference_lines_are_named() {
+        assert!(parse_reference("deployment,failure,a\nd,x")
+            .unwrap_err()
+            .starts_with("line 2:"));
+        assert!(parse_reference("x,y\n").is_err());
+    }
+}

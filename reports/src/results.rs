@@ -1,0 +1,213 @@
+//! `results.csv`: one row per (scenario, deployment, failure, seed), and the per-attempt CSV.
+
+use models::metrics::{RowMetrics, RunLog};
+
+/// The columns of `results.csv`, in order (documented in the README).
+pub const COLUMNS: &[&str] = &[
+    "scenario",
+    "deployment",
+    "failure",
+    "seed",
+    "startup_s",
+    "success_before",
+    "failed_before",
+    "success_after",
+    "failed_after",
+    "latency_before_s",
+    "latency_after_s",
+    "pending_before",
+    "pending_after",
+    "violations_before",
+    "violations_after",
+    "recovery_s",
+    "latency_p50_s",
+    "latency_p90_s",
+    "latency_p99_s",
+    "ttft_mean_s",
+    "itl_mean_s",
+    "throughput_rps",
+    "dead_clients",
+    "attempts",
+    "events",
+    "trace_hash",
+];
+
+/// One finished run, ready to be written.
+#[derive(Clone, Debug)]
+pub struct ResultRow {
+    /// Scenario name.
+    pub scenario: String,
+    /// Deployment name (`agg-tp-1-dp-2`).
+    pub deployment: String,
+    /// Failure kind name (`decode_worker_pod`).
+    pub failure: String,
+    /// Seed.
+    pub seed: u64,
+    /// The parsed metrics.
+    pub metrics: RowMetrics,
+    /// Events simulated.
+    pub events: u64,
+    /// Trace hash of the run.
+    pub trace_hash: u64,
+}
+
+fn f(x: Option<f64>) -> String {
+    x.map(|v| format!("{v:.4}")).unwrap_or_default()
+}
+fn u(x: Option<u64>) -> String {
+    x.map(|v| v.to_string()).unwrap_or_default()
+}
+
+impl ResultRow {
+    /// The run's id, used for its attempt file name.
+    pub fn id(&self) -> String {
+        format!(
+            "{}__{}__{}__seed{}",
+            self.scenario, self.deployment, self.failure, self.seed
+        )
+    }
+
+    /// The CSV line (no newline), columns as [`COLUMNS`]; empty cells are N/A.
+    pub fn csv(&self) -> String {
+        let m = &self.metrics;
+        [
+            self.scenario.clone(),
+            self.deployment.clone(),
+            self.failure.clone(),
+            self.seed.to_string(),
+            f(m.startup_s),
+            m.success_before.to_string(),
+            m.failed_before.to_string(),
+            u(m.success_after),
+            u(m.failed_after),
+            f(m.latency_before_s),
+            f(m.latency_after_s),
+            f(m.pending_before),
+            f(m.pending_after),
+            u(m.violations_before),
+            u(m.violations_after),
+            f(m.recovery_s),
+            f(m.latency_p50_s),
+            f(m.latency_p90_s),
+            f(m.latency_p99_s),
+            f(m.ttft_mean_s),
+            f(m.itl_mean_s),
+            f(m.throughput_rps),
+            m.dead_clients.to_string(),
+            m.attempts.to_string(),
+            self.events.to_string(),
+            format!("{:016x}", self.trace_hash),
+        ]
+        .join(",")
+    }
+
+    /// A value of a numeric column by name (None for N/A or a text column).
+    pub fn value(&self, column: &str) -> Option<f64> {
+        let m = &self.metrics;
+        let c = |x: u64| Some(x as f64);
+        match column {
+            "startup_s" => m.startup_s,
+            "success_before" => c(m.success_before),
+            "failed_before" => c(m.failed_before),
+            "success_after" => m.success_after.map(|x| x as f64),
+            "failed_after" => m.failed_after.map(|x| x as f64),
+            "latency_before_s" => m.latency_before_s,
+            "latency_after_s" => m.latency_after_s,
+            "pending_before" => m.pending_before,
+            "pending_after" => m.pending_after,
+            "violations_before" => m.violations_before.map(|x| x as f64),
+            "violations_after" => m.violations_after.map(|x| x as f64),
+            "recovery_s" => m.recovery_s,
+            "latency_p50_s" => m.latency_p50_s,
+            "latency_p90_s" => m.latency_p90_s,
+            "latency_p99_s" => m.latency_p99_s,
+            "ttft_mean_s" => m.ttft_mean_s,
+            "itl_mean_s" => m.itl_mean_s,
+            "throughput_rps" => m.throughput_rps,
+            "dead_clients" => Some(f64::from(m.dead_clients)),
+            "attempts" => c(m.attempts),
+            "events" => c(self.events),
+            _ => None,
+        }
+    }
+}
+
+/// The whole `results.csv` text for `rows`.
+pub fn results_csv(rows: &[ResultRow]) -> String {
+    let mut s = COLUMNS.join(",");
+    s.push('\n');
+    for r in rows {
+        s.push_str(&r.csv());
+        s.push('\n');
+    }
+    s
+}
+
+/// The per-attempt CSV of one run.
+pub fn attempts_csv(log: &RunLog) -> String {
+    let mut s = String::from(
+        "client,request,attempt,start_s,end_s,logged_s,outcome,latency_s,first_token_s\n",
+    );
+    for a in &log.attempts {
+        let ft = a
+            .first_token
+            .map(|t| format!("{:.6}", t.as_secs_f64()))
+            .unwrap_or_default();
+        s.push_str(&format!(
+            "{},{},{},{:.6},{:.6},{:.6},{},{:.6},{}\n",
+            a.client,
+            a.request,
+            a.attempt,
+            a.start.as_secs_f64(),
+            a.end.as_secs_f64(),
+            a.logged.as_secs_f64(),
+            a.outcome.name(),
+            (a.end - a.start).as_secs_f64(),
+            ft
+        ));
+    }
+    s
+}
+
+/// A `results.csv` row read back: scenario, deployment, failure, and every column's value.
+pub type ParsedRow = (String, String, String, Vec<(String, Option<f64>)>);
+
+/// Parses a `results.csv` back (for `compare`); errors name the line.
+pub fn parse_results_csv(text: &str) -> Result<Vec<ParsedRow>, String> {
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().ok_or("empty file")?.split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name);
+    let (Some(d), Some(fl), Some(sc)) = (col("deployment"), col("failure"), col("scenario")) else {
+        return Err("line 1: header needs scenario, deployment and failure columns".into());
+    };
+    let mut out = Vec::new();
+    for (i, line) in lines.enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let cells: Vec<&str> = line.split(',').collect();
+        if cells.len() != header.len() {
+            return Err(format!(
+                "line {}: {} cells, the header has {}",
+                i + 2,
+                cells.len(),
+                header.len()
+            ));
+        }
+        let mut values = Vec::new();
+        for (h, c) in header.iter().zip(&cells) {
+            let v = match c.trim() {
+                "" | "N/A" => None,
+                t => t.parse::<f64>().ok(),
+            };
+            values.push((h.to_string(), v));
+        }
+        out.push((
+            cells[sc].to_string(),
+            cells[d].to_string(),
+            cells[fl].to_string(),
+            values,
+        ));
+    }
+    Ok(out)
+}

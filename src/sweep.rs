@@ -1,0 +1,264 @@
+//! Sweeps: scenario files × deployments × failures × seeds, run on every core, written
+//! atomically and in a fixed order whatever the thread count.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use models::cluster::{self, RunOutput};
+use models::scenario::{Scenario, ScenarioError};
+use rayon::prelude::*;
+use reports::{compare, results, stats, write_atomic, ResultRow};
+
+/// Why a command failed. Input errors exit with code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A scenario file is unreadable or invalid.
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    /// A results or reference file is unreadable or malformed.
+    #[error("{path}: {message}")]
+    Input {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// An output could not be written.
+    #[error("{path}: cannot write: {source}")]
+    Output {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Scenario(_) | Error::Input { .. } => 2,
+            Error::Output { .. } => 1,
+        }
+    }
+}
+
+/// One run to do.
+#[derive(Clone, Debug)]
+pub struct RunSpec {
+    /// Index of the scenario in the loaded list.
+    pub scenario: usize,
+    /// Deployment index.
+    pub deployment: usize,
+    /// Failure index.
+    pub failure: usize,
+    /// Seed.
+    pub seed: u64,
+}
+
+/// Loads and validates every file before anything runs.
+pub fn load_all(files: &[PathBuf]) -> Result<Vec<Scenario>, Error> {
+    files
+        .iter()
+        .map(|f| Scenario::load(f).map_err(Error::from))
+        .collect()
+}
+
+/// The runs of `scenarios`, in output order; `seeds` overrides each file's seed count.
+pub fn plan(scenarios: &[Scenario], seeds: Option<u32>) -> Vec<RunSpec> {
+    let mut runs = Vec::new();
+    for (si, s) in scenarios.iter().enumerate() {
+        for di in 0..s.deployments.len() {
+            for fi in 0..s.failures.len() {
+                for k in 0..seeds.unwrap_or(s.seeds) {
+                    runs.push(RunSpec {
+                        scenario: si,
+                        deployment: di,
+                        failure: fi,
+                        seed: s.seed + u64::from(k),
+                    });
+                }
+            }
+        }
+    }
+    runs
+}
+
+/// Executes one run.
+pub fn execute(scenarios: &[Scenario], r: &RunSpec) -> (ResultRow, RunOutput) {
+    let s = &scenarios[r.scenario];
+    let d = &s.deployments[r.deployment];
+    let f = &s.failures[r.failure];
+    let out = cluster::run(s, d, f, r.seed);
+    let row = ResultRow {
+        scenario: s.name.clone(),
+        deployment: d.display_name(),
+        failure: f.kind.name().to_string(),
+        seed: r.seed,
+        metrics: out.metrics.clone(),
+        events: out.events,
+        trace_hash: out.trace_hash,
+    };
+    (row, out)
+}
+
+/// Runs everything in parallel (rayon), calling `done` after each run with its row and log
+/// (to write it at once), and returns the rows in plan order.
+pub fn run_all(
+    scenarios: &[Scenario],
+    runs: &[RunSpec],
+    done: impl Fn(&ResultRow, &RunOutput) -> Result<(), Error> + Sync,
+) -> Result<Vec<ResultRow>, Error> {
+    runs.par_iter()
+        .map(|r| {
+            let (row, out) = execute(scenarios, r);
+            done(&row, &out)?;
+            Ok(row)
+        })
+        .collect()
+}
+
+fn write(path: &Path, text: &str) -> Result<(), Error> {
+    write_atomic(path, text.as_bytes()).map_err(|source| Error::Output {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Writes one finished run's files (`runs/<id>.csv` with its results row, `attempts/<id>.csv`).
+pub fn write_run(out: &Path, row: &ResultRow, run: &RunOutput) -> Result<(), Error> {
+    write(
+        &out.join("attempts").join(format!("{}.csv", row.id())),
+        &results::attempts_csv(&run.log),
+    )?;
+    write(
+        &out.join("runs").join(format!("{}.csv", row.id())),
+        &results::results_csv(std::slice::from_ref(row)),
+    )
+}
+
+/// Numeric columns summarised across seeds.
+const SUMMARISED: &[&str] = &[
+    "startup_s",
+    "success_before",
+    "failed_before",
+    "success_after",
+    "failed_after",
+    "latency_before_s",
+    "latency_after_s",
+    "pending_before",
+    "pending_after",
+    "violations_before",
+    "violations_after",
+    "recovery_s",
+    "latency_p50_s",
+    "latency_p90_s",
+    "latency_p99_s",
+    "ttft_mean_s",
+    "itl_mean_s",
+    "throughput_rps",
+    "dead_clients",
+    "events",
+];
+
+/// (scenario, deployment, failure).
+pub type GroupKey = (String, String, String);
+
+/// Simulated means by (deployment, failure), then by column.
+pub type Means = BTreeMap<(String, String), BTreeMap<String, Option<f64>>>;
+
+/// Rows grouped by (scenario, deployment, failure), in first-appearance order.
+pub fn groups(rows: &[ResultRow]) -> Vec<(GroupKey, Vec<&ResultRow>)> {
+    let mut out: Vec<(GroupKey, Vec<&ResultRow>)> = Vec::new();
+    for r in rows {
+        let key = (r.scenario.clone(), r.deployment.clone(), r.failure.clone());
+        match out.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => v.push(r),
+            None => out.push((key, vec![r])),
+        }
+    }
+    out
+}
+
+/// The JSON summary: per group, each column's mean, sd and 95 % CI over seeds.
+pub fn summary_json(rows: &[ResultRow]) -> String {
+    let groups: Vec<serde_json::Value> = groups(rows)
+        .into_iter()
+        .map(|((s, d, f), rs)| {
+            let metrics: serde_json::Map<String, serde_json::Value> = SUMMARISED
+                .iter()
+                .filter_map(|c| {
+                    let sum = stats::summarize(rs.iter().map(|r| r.value(c)))?;
+                    Some((c.to_string(), serde_json::to_value(sum).ok()?))
+                })
+                .collect();
+            serde_json::json!({
+                "scenario": s,
+                "deployment": d,
+                "failure": f,
+                "seeds": rs.iter().map(|r| r.seed).collect::<Vec<_>>(),
+                "metrics": metrics,
+            })
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "dynsim_version": env!("CARGO_PKG_VERSION"),
+        "runs": rows.len(),
+        "groups": groups,
+    });
+    serde_json::to_string_pretty(&doc).expect("JSON of plain values") + "\n"
+}
+
+/// Writes `results.csv` and `summary.json`.
+pub fn write_results(out: &Path, rows: &[ResultRow]) -> Result<(), Error> {
+    write(&out.join("results.csv"), &results::results_csv(rows))?;
+    write(&out.join("summary.json"), &summary_json(rows))
+}
+
+/// Means over seeds of `results.csv` rows, keyed by (deployment, failure).
+pub fn means_from_csv(path: &Path) -> Result<Means, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Input {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    let rows = results::parse_results_csv(&text).map_err(|message| Error::Input {
+        path: path.to_owned(),
+        message,
+    })?;
+    let mut acc: BTreeMap<(String, String), BTreeMap<String, Vec<Option<f64>>>> = BTreeMap::new();
+    for (_, d, f, values) in rows {
+        let e = acc.entry((d, f)).or_default();
+        for (k, v) in values {
+            e.entry(k).or_default().push(v);
+        }
+    }
+    Ok(acc
+        .into_iter()
+        .map(|(k, cols)| {
+            let means = cols
+                .into_iter()
+                .map(|(c, vs)| (c, stats::summarize(vs).map(|s| s.mean)))
+                .collect();
+            (k, means)
+        })
+        .collect())
+}
+
+/// `dynsim compare`: the per-cell comparison text.
+pub fn compare_files(
+    results_csv: &Path,
+    reference: &Path,
+) -> Result<(compare::Comparison, String), Error> {
+    let sim = means_from_csv(results_csv)?;
+    let text = std::fs::read_to_string(reference).map_err(|e| Error::Input {
+        path: reference.to_owned(),
+        message: e.to_string(),
+    })?;
+    let refs = compare::parse_reference(&text).map_err(|message| Error::Input {
+        path: reference.to_owned(),
+        message,
+    })?;
+    let c = compare::compare(&sim, &refs);
+    let text = compare::render(&c);
+    Ok((c, text))
+}
