@@ -94,6 +94,10 @@ pub struct HarnessProfile {
     pub pod_list: SimDuration,
     /// One kr8s `pod.ready()` refresh (a GET per listed pod, before every request) [ns].
     pub pod_get: SimDuration,
+    /// Where within an API call the server reads the state, as a fraction of the call's
+    /// client-side duration. Not measured: 0.5 (the middle) is the neutral choice. It sets
+    /// the window in which a pod deleted between the list and its refresh kills a client.
+    pub api_read_fraction: f64,
     /// Opening a port-forward: 0.5 s sleep then a checked HEAD request
     /// (`managed_deployment.py` `port_forward`) [ns].
     pub port_forward_open: SimDuration,
@@ -218,6 +222,7 @@ impl Profile {
                 client_start_spread: ms(1_000),
                 pod_list: ms(450),
                 pod_get: ms(270),
+                api_read_fraction: 0.5,
                 port_forward_open: ms(600),
                 request_overhead: ms(30),
                 error_answer: ms(20),

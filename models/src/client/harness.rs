@@ -25,11 +25,13 @@ pub enum ClientEvent {
     Begin,
     /// The pod list came back.
     Listed,
-    /// The refresh of the `k`-th listed pod came back.
+    /// The API server reads the `k`-th listed pod for its refresh.
     Got {
         /// Index in the listing.
         k: u8,
     },
+    /// The last refresh came back: choose a pod.
+    Checked,
     /// A port-forward's HEAD check, try `n`.
     Forward {
         /// Try number (0-based).
@@ -74,6 +76,8 @@ pub struct ClientParams {
     pub pod_list: SimDuration,
     /// Pod refresh call [ns].
     pub pod_get: SimDuration,
+    /// Where in an API call the server reads the state, as a fraction of the call's duration.
+    pub api_read_fraction: f64,
     /// Port-forward open (back-off + HEAD) [ns].
     pub forward_open: SimDuration,
     /// Answer through a dead end (`localhost:0`, refused) [ns].
@@ -121,6 +125,16 @@ impl Client {
         }
     }
 
+    /// The part of an API call before (`before`) or after the server reads the state.
+    fn part(&self, call: SimDuration, before: bool) -> SimDuration {
+        let pre = SimDuration::from_secs_f64(call.as_secs_f64() * self.p.api_read_fraction);
+        if before {
+            pre
+        } else {
+            SimDuration::from_nanos(call.as_nanos() - pre.as_nanos().min(call.as_nanos()))
+        }
+    }
+
     fn ev(&self, e: ClientEvent) -> Event {
         Event::Client(self.idx, e)
     }
@@ -150,23 +164,21 @@ impl Client {
                     return;
                 }
                 self.attempt = 0;
-                ctx.schedule_in(self.p.pod_list, self.ev(ClientEvent::Listed));
+                ctx.schedule_in(
+                    self.part(self.p.pod_list, true),
+                    self.ev(ClientEvent::Listed),
+                );
             }
             ClientEvent::Listed => {
                 // The API lists existing frontend pods by name (a random suffix per pod).
-                self.listed.clear();
+                kube.list(true, &mut self.listed);
                 self.ready.clear();
-                for (slot, pod) in kube.pods().iter().enumerate() {
-                    if pod.exists && matches!(pod.role, PodRole::Frontend(_)) {
-                        self.listed.push((slot as u16, pod.uid));
-                    }
-                }
-                self.listed
-                    .sort_by_key(|&(slot, uid)| kube.name_key(slot, uid));
+                let rest = self.part(self.p.pod_list, false);
                 if self.listed.is_empty() {
-                    self.choose(ctx, kube, &frontend_listening, log);
+                    ctx.schedule_in(rest, self.ev(ClientEvent::Checked));
                 } else {
-                    ctx.schedule_in(self.p.pod_get, self.ev(ClientEvent::Got { k: 0 }));
+                    let first = rest + self.part(self.p.pod_get, true);
+                    ctx.schedule_in(first, self.ev(ClientEvent::Got { k: 0 }));
                 }
             }
             ClientEvent::Got { k } => {
@@ -186,9 +198,13 @@ impl Client {
                 if (k as usize) + 1 < self.listed.len() {
                     ctx.schedule_in(self.p.pod_get, self.ev(ClientEvent::Got { k: k + 1 }));
                 } else {
-                    self.choose(ctx, kube, &frontend_listening, log);
+                    ctx.schedule_in(
+                        self.part(self.p.pod_get, false),
+                        self.ev(ClientEvent::Checked),
+                    );
                 }
             }
+            ClientEvent::Checked => self.choose(ctx, kube, &frontend_listening, log),
             ClientEvent::Forward { n } => {
                 let Some((slot, uid)) = self.target else {
                     return;

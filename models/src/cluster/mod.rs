@@ -215,6 +215,7 @@ pub fn run(
         min_period: SimDuration::from_secs_f64(1.0 / h.max_request_rate),
         pod_list: profile.harness.pod_list,
         pod_get: profile.harness.pod_get,
+        api_read_fraction: profile.harness.api_read_fraction,
         forward_open: profile.harness.port_forward_open,
         instant_fail: profile.harness.error_answer,
         report_requests: failure.after_requests.is_some(),
@@ -231,7 +232,6 @@ pub fn run(
         profile.harness.clone(),
         profile.kube.first_pod_create,
         failure,
-        n_fe,
         h.clients as u16,
         streams.stream("harness/clients"),
     );

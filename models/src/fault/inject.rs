@@ -42,7 +42,6 @@ pub struct Runner {
     harness: HarnessProfile,
     first_pod_create: SimDuration,
     failure: FailureSpec,
-    frontends: u16,
     clients: u16,
     clients_done: u16,
     requests_done: u32,
@@ -56,7 +55,6 @@ impl Runner {
         harness: HarnessProfile,
         first_pod_create: SimDuration,
         failure: &FailureSpec,
-        frontends: u16,
         clients: u16,
         rng: SimRng,
     ) -> Self {
@@ -64,7 +62,6 @@ impl Runner {
             harness,
             first_pod_create,
             failure: failure.clone(),
-            frontends,
             clients,
             clients_done: 0,
             requests_done: 0,
@@ -73,11 +70,12 @@ impl Runner {
         }
     }
 
-    fn pod_slot(&self, role: Role, index: u32) -> u16 {
-        match role {
-            Role::Frontend => index as u16,
-            Role::Decode | Role::Prefill => self.frontends + index as u16,
-        }
+    /// The `index`-th pod of the role in the API's list order (by name): the suite hits
+    /// `pods[x % num_pods]` of `get_pods`.
+    fn pod_slot(&self, kube: &Kube, role: Role, index: u32) -> Option<u16> {
+        let mut pods = Vec::new();
+        kube.list(role == Role::Frontend, &mut pods);
+        pods.get(index as usize).map(|&(slot, _)| slot)
     }
 
     /// Handles an event; `kube` is the Kubernetes API as the runner sees it.
@@ -154,7 +152,9 @@ impl Runner {
                     return;
                 };
                 for k in 0..self.failure.count {
-                    let slot = self.pod_slot(role, self.failure.index + k);
+                    let Some(slot) = self.pod_slot(kube, role, self.failure.index + k) else {
+                        continue;
+                    };
                     let pod = kube.pod(slot);
                     let gen = pod.gen;
                     match (action, pod.role) {

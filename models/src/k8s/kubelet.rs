@@ -164,6 +164,18 @@ impl Kube {
         (self.pods[slot as usize].name_key, slot, uid)
     }
 
+    /// The existing pods whose role matches, as the API server lists them (by name):
+    /// (slot, uid).
+    pub fn list(&self, frontends: bool, out: &mut Vec<(u16, u32)>) {
+        out.clear();
+        for (slot, pod) in self.pods.iter().enumerate() {
+            if pod.exists && matches!(pod.role, PodRole::Frontend(_)) == frontends {
+                out.push((slot as u16, pod.uid));
+            }
+        }
+        out.sort_by_key(|&(slot, uid)| self.name_key(slot, uid));
+    }
+
     /// Whether every pod is Ready.
     pub fn all_ready(&self) -> bool {
         self.pods.iter().all(|p| p.exists && p.ready)
