@@ -225,7 +225,8 @@ pub fn means_from_csv(path: &Path) -> Result<Means, Error> {
         path: path.to_owned(),
         message,
     })?;
-    let mut acc: BTreeMap<(String, String), BTreeMap<String, Vec<Option<f64>>>> = BTreeMap::new();
+    type Acc = BTreeMap<(String, String), BTreeMap<String, Vec<Option<f64>>>>;
+    let mut acc: Acc = BTreeMap::new();
     for (_, d, f, values) in rows {
         let e = acc.entry((d, f)).or_default();
         for (k, v) in values {

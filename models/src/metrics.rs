@@ -93,6 +93,8 @@ pub struct RunLog {
     pub dead_clients: u32,
     /// Work served by a process while it was dead (must stay 0; checked by tests).
     pub zombie_work: u32,
+    /// Attempts closed a second time (must stay 0; checked by tests).
+    pub double_closes: u32,
     /// Worker incarnations: (slot, incarnation, serving from, dead from).
     pub incarnations: Vec<(u16, u32, SimTime, Option<SimTime>)>,
 }
@@ -126,6 +128,7 @@ impl RunLog {
     pub fn close_attempt(&mut self, id: u64, end: SimTime, outcome: Outcome) -> bool {
         let a = &mut self.attempts[id as usize];
         if a.outcome != Outcome::Pending {
+            self.double_closes += 1;
             return false;
         }
         a.end = end;

@@ -115,6 +115,8 @@ pub struct Comparison {
     pub cells: Vec<Cell>,
     /// Reference rows (deployment, failure) and whether every cell of each is within tolerance.
     pub rows: Vec<(String, String, bool)>,
+    /// Reference rows the results do not cover (not simulated), left out of the count.
+    pub not_simulated: Vec<(String, String)>,
 }
 
 impl Comparison {
@@ -148,8 +150,12 @@ pub fn compare(
     let mut out = Comparison::default();
     for r in reference {
         let key = (r.deployment.clone(), r.failure.clone());
-        let simrow = sim.get(&key);
-        let mut row_ok = simrow.is_some();
+        let Some(simrow) = sim.get(&key) else {
+            out.not_simulated.push(key);
+            continue;
+        };
+        let simrow = Some(simrow);
+        let mut row_ok = true;
         for &column in COMPARED {
             let measured = r.values.get(column).copied().flatten();
             let target = match column {
@@ -256,6 +262,13 @@ d,x,120.00,100.00,0.00,50.00,200.00,2.00,1.00,10.00";
             ("recovery_s", Some(10.9)),
         ];
         let c = compare(&sim(&[("none", none), ("x", x)]), &r);
+        assert!(c.not_simulated.is_empty());
+        let only_none = compare(&sim(&[("none", none)]), &r);
+        assert_eq!(
+            only_none.not_simulated,
+            vec![("d".to_string(), "x".to_string())]
+        );
+        assert_eq!((only_none.rows_ok(), only_none.rows.len()), (1, 1));
         let miss: Vec<_> = c
             .cells
             .iter()

@@ -148,6 +148,8 @@ pub struct RunOutput {
     pub sim_end_s: f64,
     /// Why the run stopped.
     pub stop: StopReason,
+    /// Whether every processed event's time was at or after the previous one's.
+    pub time_monotonic: bool,
 }
 
 /// Runs `deployment` of `scenario` under `failure` with `seed`.
@@ -251,7 +253,11 @@ pub fn run(
         until: SimTime::ZERO + SimDuration::from_secs_f64(scenario.max_sim_s),
         max_events: u64::MAX,
     };
-    let stop = sim.run(limits);
+    let (mut last, mut monotonic) = (SimTime::ZERO, true);
+    let stop = sim.run_observed(limits, |t, _| {
+        monotonic &= t >= last;
+        last = t;
+    });
     let events = sim.events_processed();
     let trace_hash = sim.trace_hash().value();
     let sim_end_s = sim.now().as_secs_f64();
@@ -264,5 +270,6 @@ pub fn run(
         trace_hash,
         sim_end_s,
         stop,
+        time_monotonic: monotonic,
     }
 }

@@ -1,0 +1,142 @@
+//! Every kind of bad input gives one clear error (file, line:column, field, what was
+//! expected), exit code 2, no panic, and nothing written.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn dynsim(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_dynsim"))
+        .args(args)
+        .output()
+        .expect("dynsim runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn bad(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/bad")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// Checks the error of `dynsim check FILE` and of a sweep including it: exit 2, the message
+/// holds every `needle`, no panic, and the sweep wrote nothing.
+fn assert_rejected(file: &str, needles: &[&str]) {
+    let path = bad(file);
+    let (code, _, err) = dynsim(&["check", &path]);
+    assert_eq!(code, 2, "{file}: exit code; stderr: {err}");
+    assert!(!err.contains("panicked"), "{file}: {err}");
+    assert_eq!(err.lines().count(), 1, "{file}: one line of error: {err}");
+    for n in needles {
+        assert!(err.contains(n), "{file}: expected `{n}` in: {err}");
+    }
+    let out: PathBuf =
+        std::env::temp_dir().join(format!("dynsim-bad-{}-{file}", std::process::id()));
+    let good = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/ft-agg-k8s-a100.ron");
+    let (code, _, _) = dynsim(&[
+        "sweep",
+        good.to_str().unwrap(),
+        &path,
+        "--out",
+        out.to_str().unwrap(),
+        "--seeds",
+        "1",
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        !out.exists(),
+        "{file}: a failed sweep must not write anything"
+    );
+}
+
+#[test]
+fn malformed_ron_names_line_and_column() {
+    assert_rejected("malformed.ron", &["malformed.ron:6:5:", "Expected"]);
+}
+
+#[test]
+fn unknown_fields_are_refused() {
+    assert_rejected(
+        "unknown_field.ron",
+        &["unknown_field.ron:4:52:", "`replicas`"],
+    );
+}
+
+#[test]
+fn missing_fields_are_named() {
+    assert_rejected("missing_field.ron", &["missing_field.ron:", "`load`"]);
+}
+
+#[test]
+fn zero_replicas_point_at_the_field() {
+    assert_rejected(
+        "dp_zero.ron",
+        &[
+            "dp_zero.ron:7:20:",
+            "`deployments[1].dp`",
+            "at least 1 worker replica",
+        ],
+    );
+}
+
+#[test]
+fn negative_durations_are_refused() {
+    assert_rejected(
+        "negative_time.ron",
+        &[
+            "negative_time.ron:6:45:",
+            "`failures[0].at_s`",
+            "non-negative",
+        ],
+    );
+    assert_rejected(
+        "negative_timeout.ron",
+        &[
+            "negative_timeout.ron:5:92:",
+            "`load.attempt_timeout_s`",
+            "positive",
+        ],
+    );
+}
+
+#[test]
+fn a_failure_of_a_missing_role_is_refused() {
+    assert_rejected(
+        "missing_role.ron",
+        &["missing_role.ron:6:45:", "`failures[1].kind`", "prefill"],
+    );
+}
+
+#[test]
+fn more_kills_than_replicas_are_refused() {
+    assert_rejected(
+        "too_many_kills.ron",
+        &["too_many_kills.ron:6:", "`failures[0].count`", "at most 2"],
+    );
+}
+
+#[test]
+fn an_unreadable_file_is_an_input_error() {
+    let (code, _, err) = dynsim(&["check", "/nonexistent/scenario.ron"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("/nonexistent/scenario.ron: cannot read"),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_shipped_scenario_checks() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        let (code, out, err) = dynsim(&["check", p.to_str().unwrap()]);
+        assert_eq!(code, 0, "{}: {err}", p.display());
+        assert!(out.starts_with("ok: "), "{out}");
+    }
+}

@@ -1,0 +1,134 @@
+//! Property tests over random small scenarios: bookkeeping invariants of every run, and
+//! reproducibility.
+
+use std::path::Path;
+
+use models::metrics::Outcome;
+use models::scenario::Scenario;
+use proptest::prelude::*;
+
+const KINDS: &[&str] = &[
+    "none",
+    "frontend",
+    "frontend_pod",
+    "decode_worker",
+    "decode_worker_pod",
+    "vllm_decode_engine_core",
+];
+
+#[derive(Debug, Clone)]
+struct Case {
+    clients: u32,
+    requests: u32,
+    attempts: u32,
+    input: u32,
+    output: u32,
+    dp: u32,
+    frontends: u32,
+    kind: &'static str,
+    at: Result<f64, u32>,
+    migration: u32,
+    monitor: bool,
+    seed: u64,
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        (1u32..=4, 1u32..=6, 1u32..=2, 1u32..=400, 1u32..=300),
+        (1u32..=2, 1u32..=2, 0usize..KINDS.len()),
+        (
+            prop_oneof![(0.0f64..60.0).prop_map(Ok), (0u32..12).prop_map(Err)],
+            0u32..=2,
+            any::<bool>(),
+            any::<u64>(),
+        ),
+    )
+        .prop_map(
+            |(
+                (clients, requests, attempts, input, output),
+                (dp, frontends, k),
+                (at, migration, monitor, seed),
+            )| Case {
+                clients,
+                requests,
+                attempts,
+                input,
+                output,
+                dp,
+                frontends,
+                kind: KINDS[k],
+                at,
+                migration,
+                monitor,
+                seed,
+            },
+        )
+}
+
+fn scenario(c: &Case) -> Scenario {
+    let at = match c.at {
+        Ok(s) => format!("at_s: {s:.3}"),
+        Err(n) => format!("after_requests: {n}"),
+    };
+    let text = format!(
+        r#"Scenario(
+            name: "prop",
+            profile: "a100-k8s",
+            deployments: [Deployment(backend: vllm, dp: {dp}, frontends: {fe})],
+            load: Harness(clients: {cl}, requests_per_client: {rq}, input_tokens: {i}, output_tokens: {o}, attempts: {a}),
+            policies: (migration_limit: {m}, engine_monitor: {mon}),
+            failures: [Failure(kind: {k}, {at})],
+        )"#,
+        dp = c.dp,
+        fe = c.frontends,
+        cl = c.clients,
+        rq = c.requests,
+        i = c.input,
+        o = c.output,
+        a = c.attempts,
+        m = c.migration,
+        mon = c.monitor,
+        k = c.kind,
+    );
+    Scenario::parse(&text, Path::new("prop.ron")).expect("generated scenario is valid")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_run_keeps_its_books(c in case()) {
+        let s = scenario(&c);
+        let out = models::cluster::run(&s, &s.deployments[0], &s.failures[0], c.seed);
+        let log = &out.log;
+        let m = &out.metrics;
+        prop_assert!(out.time_monotonic, "simulated time went backwards");
+        // Every attempt ends exactly once.
+        prop_assert!(log.attempts.iter().all(|a| a.outcome != Outcome::Pending), "an attempt never ended");
+        prop_assert_eq!(log.double_closes, 0, "an attempt ended twice");
+        // Success + failed = attempts.
+        let rows = m.success_before + m.failed_before + m.success_after.unwrap_or(0) + m.failed_after.unwrap_or(0);
+        prop_assert_eq!(rows, log.attempts.len() as u64);
+        let requests = u64::from(c.clients * c.requests);
+        if log.dead_clients == 0 {
+            let per_request_max = u64::from(c.attempts);
+            prop_assert!(rows >= requests && rows <= requests * per_request_max);
+        } else {
+            prop_assert!(c.kind == "frontend_pod", "only a deleted frontend pod kills clients");
+        }
+        // No work served by a process after its death and before its restart.
+        prop_assert_eq!(log.zombie_work, 0);
+        for a in log.attempts.iter().filter(|a| a.outcome == Outcome::Success) {
+            let ((slot, inc), done) = a.served_by.expect("a success was served");
+            let life = log.incarnations.iter().find(|r| r.0 == slot && r.1 == inc).expect("incarnation recorded");
+            prop_assert!(life.2 <= done && life.3.is_none_or(|d| done <= d), "served outside its lifetime");
+            if let Some(ft) = a.first_token {
+                prop_assert!(life.2 <= ft && ft <= done);
+            }
+        }
+        // Re-running gives identical results.
+        let again = models::cluster::run(&s, &s.deployments[0], &s.failures[0], c.seed);
+        prop_assert_eq!(again.trace_hash, out.trace_hash);
+        prop_assert_eq!(&again.metrics, &out.metrics);
+    }
+}
