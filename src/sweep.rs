@@ -245,6 +245,24 @@ pub fn means_from_csv(path: &Path) -> Result<Means, Error> {
         .collect())
 }
 
+/// Means over seeds of `rows`, keyed by (deployment, failure).
+pub fn means_of(rows: &[ResultRow]) -> Means {
+    let mut out = Means::new();
+    for ((_, d, f), rs) in groups(rows) {
+        let cols = compare::COMPARED
+            .iter()
+            .map(|c| {
+                (
+                    c.to_string(),
+                    stats::summarize(rs.iter().map(|r| r.value(c))).map(|s| s.mean),
+                )
+            })
+            .collect();
+        out.insert((d, f), cols);
+    }
+    out
+}
+
 /// `dynsim compare`: the per-cell comparison text.
 pub fn compare_files(
     results_csv: &Path,

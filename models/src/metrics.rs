@@ -21,6 +21,8 @@ pub enum Outcome {
     ServerError,
     /// No answer within the per-attempt timeout.
     Timeout,
+    /// HTTP 200 with less content than the success rule asks.
+    ShortContent,
 }
 
 impl Outcome {
@@ -34,6 +36,7 @@ impl Outcome {
             Outcome::ModelNotFound => "http_404",
             Outcome::ServerError => "http_500",
             Outcome::Timeout => "timeout",
+            Outcome::ShortContent => "short_content",
         }
     }
 }

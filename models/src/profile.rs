@@ -220,9 +220,9 @@ impl Profile {
             harness: HarnessProfile {
                 client_start: ms(2_500),
                 client_start_spread: ms(1_000),
-                pod_list: ms(450),
-                pod_get: ms(270),
-                api_read_fraction: 0.5,
+                pod_list: ms(620),
+                pod_get: ms(100),
+                api_read_fraction: 1.0,
                 port_forward_open: ms(600),
                 request_overhead: ms(30),
                 error_answer: ms(20),

@@ -229,9 +229,9 @@ mod tests {
 d,none,100.00,1500.00,0.00,N/A,N/A,1.00,N/A,N/A
 d,x,120.00,100.00,0.00,50.00,200.00,2.00,1.00,10.00";
 
-    fn sim(
-        rows: &[(&str, &[(&str, Option<f64>)])],
-    ) -> BTreeMap<(String, String), BTreeMap<String, Option<f64>>> {
+    type Cols<'a> = &'a [(&'a str, Option<f64>)];
+
+    fn sim(rows: &[(&str, Cols<'_>)]) -> BTreeMap<(String, String), BTreeMap<String, Option<f64>>> {
         rows.iter()
             .map(|(f, vals)| {
                 (

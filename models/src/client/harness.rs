@@ -84,7 +84,13 @@ pub struct ClientParams {
     pub instant_fail: SimDuration,
     /// Whether the runner counts finished requests (for `after_requests` triggers).
     pub report_requests: bool,
+    /// Characters of content a 200 needs to count as a success (the suite's parser: 100).
+    pub min_content_chars: u32,
 }
+
+/// Characters per generated token, at least: a token decodes to one character or more, so
+/// `output_tokens` characters is what a 200 is sure to carry.
+const MIN_CHARS_PER_TOKEN: u32 = 1;
 
 /// One client process.
 pub struct Client {
@@ -231,6 +237,13 @@ impl Client {
             }
             ClientEvent::Answer { attempt, outcome } => {
                 if self.current == Some(attempt) {
+                    let short =
+                        self.p.output_tokens * MIN_CHARS_PER_TOKEN < self.p.min_content_chars;
+                    let outcome = if outcome == Outcome::Success && short {
+                        Outcome::ShortContent
+                    } else {
+                        outcome
+                    };
                     self.end_attempt(ctx, outcome, log);
                 }
             }

@@ -221,6 +221,7 @@ pub fn run(
         forward_open: profile.harness.port_forward_open,
         instant_fail: profile.harness.error_answer,
         report_requests: failure.after_requests.is_some(),
+        min_content_chars: h.min_content_chars,
     };
     let clients = (0..h.clients as u16)
         .map(|i| Client::new(i, params))
