@@ -6,7 +6,7 @@
 //! O(1): the slot's generation is bumped and its payload dropped; the stale heap entry is skipped
 //! when it reaches the top.
 
-use std::cmp::Ordering;
+use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use crate::time::SimTime;
@@ -18,26 +18,9 @@ pub struct EventKey {
     generation: u32,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Entry {
-    time: u64,
-    seq: u64,
-    slot: u32,
-    generation: u32,
-}
-
-impl Ord for Entry {
-    fn cmp(&self, other: &Self) -> Ordering {
-        // Reversed: `BinaryHeap` is a max-heap and we want the earliest (time, seq) on top.
-        (other.time, other.seq).cmp(&(self.time, self.seq))
-    }
-}
-
-impl PartialOrd for Entry {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
+/// A heap entry: `Reverse((time, seq, slot, generation))`, so the max-heap pops the earliest
+/// (time, seq); `seq` is unique, so slot and generation never decide the order.
+type Entry = Reverse<(u64, u64, u32, u32)>;
 
 struct Slot<E> {
     generation: u32,
@@ -94,38 +77,45 @@ impl<E> EventQueue<E> {
         let generation = self.slots[slot as usize].generation;
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.heap.push(Entry {
-            time: time.as_nanos(),
-            seq,
-            slot,
-            generation,
-        });
+        self.heap
+            .push(Reverse((time.as_nanos(), seq, slot, generation)));
         self.live += 1;
         EventKey { slot, generation }
     }
 
     /// Removes and returns the earliest live event. Amortised O(log n).
     pub fn pop(&mut self) -> Option<(SimTime, E)> {
-        while let Some(entry) = self.heap.pop() {
-            let slot = &mut self.slots[entry.slot as usize];
-            if slot.generation != entry.generation {
+        self.pop_until(SimTime::MAX).ok().flatten()
+    }
+
+    /// Removes and returns the earliest live event if it is not later than `limit`; `Err` with
+    /// the earliest time if it is, `Ok(None)` if the queue is empty. One sift per event.
+    pub fn pop_until(&mut self, limit: SimTime) -> Result<Option<(SimTime, E)>, SimTime> {
+        while let Some(&Reverse((time, _, slot, generation))) = self.heap.peek() {
+            if self.slots[slot as usize].generation != generation {
+                self.heap.pop();
                 continue; // cancelled
             }
-            let payload = slot.payload.take().expect("live slot holds a payload");
-            slot.generation = slot.generation.wrapping_add(1);
-            self.free.push(entry.slot);
+            if time > limit.as_nanos() {
+                return Err(SimTime::from_nanos(time));
+            }
+            self.heap.pop();
+            let s = &mut self.slots[slot as usize];
+            let payload = s.payload.take().expect("live slot holds a payload");
+            s.generation = s.generation.wrapping_add(1);
+            self.free.push(slot);
             self.live -= 1;
-            return Some((SimTime::from_nanos(entry.time), payload));
+            return Ok(Some((SimTime::from_nanos(time), payload)));
         }
-        None
+        Ok(None)
     }
 
     /// The time of the earliest live event, dropping cancelled entries on the way. Amortised
     /// O(log n).
     pub fn peek_time(&mut self) -> Option<SimTime> {
-        while let Some(entry) = self.heap.peek() {
-            if self.slots[entry.slot as usize].generation == entry.generation {
-                return Some(SimTime::from_nanos(entry.time));
+        while let Some(&Reverse((time, _, slot, generation))) = self.heap.peek() {
+            if self.slots[slot as usize].generation == generation {
+                return Some(SimTime::from_nanos(time));
             }
             self.heap.pop();
         }
@@ -199,6 +189,17 @@ mod tests {
         assert_eq!(q.pop(), Some((t(2), 2)));
         assert_eq!(q.pop(), None);
         assert_eq!(q.cancel(k3), None, "cancel after pop is a no-op");
+    }
+
+    #[test]
+    fn pop_until_respects_the_limit_and_skips_cancelled() {
+        let mut q = EventQueue::new();
+        let k = q.push(t(1), 'a');
+        q.push(t(5), 'b');
+        q.cancel(k);
+        assert_eq!(q.pop_until(t(4)), Err(t(5)));
+        assert_eq!(q.pop_until(t(5)), Ok(Some((t(5), 'b'))));
+        assert_eq!(q.pop_until(t(9)), Ok(None));
     }
 
     #[test]
