@@ -71,14 +71,12 @@ fn bare(delays: &[u64]) -> u64 {
         heap.push(Reverse((delays[k & 4095], seq, k as u32)));
         seq += 1;
     }
-    let mut i = 0usize;
     let mut sum = 0u64;
-    for _ in 0..EVENTS {
+    for i in 0..EVENTS as usize {
         let Reverse((t, _, p)) = heap.pop().expect("never empty");
         sum = sum.wrapping_add(t ^ u64::from(p));
         heap.push(Reverse((t + delays[i & 4095], seq, p)));
         seq += 1;
-        i += 1;
     }
     sum
 }

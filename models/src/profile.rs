@@ -71,6 +71,10 @@ pub struct ProcessProfile {
     /// Frontend exit after SIGINT (no signal handler before Dynamo PR #3481: Python's
     /// KeyboardInterrupt ends it promptly) [ns].
     pub frontend_sigint_exit: SimDuration,
+    /// Runtime shutdown to process exit after SIGTERM or a detected engine death: lease
+    /// revoke, endpoint stop, engine clean-up. No published figure; an estimate that only
+    /// shifts the restart by its length [ns].
+    pub worker_shutdown: SimDuration,
     /// Engine monitor polling period: a dead EngineCore is noticed within this, then the
     /// worker shuts down and exits 1 (`engine_monitor.py` `HEALTH_CHECK_INTERVAL` = 2) [ns].
     pub engine_monitor_period: SimDuration,
@@ -212,6 +216,7 @@ impl Profile {
                 worker_start: s(152),
                 worker_start_sd: ms(1_500),
                 frontend_sigint_exit: ms(300),
+                worker_shutdown: ms(500),
                 engine_monitor_period: s(2),
                 lease_ttl: s(10),
                 lease_keepalive: s(5),

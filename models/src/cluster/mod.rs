@@ -190,7 +190,7 @@ pub fn run(
         monitor_period: profile.process.engine_monitor_period,
         monitor: scenario.policies.engine_monitor,
         watch_delay: profile.process.watch_delay,
-        shutdown: SimDuration::from_millis(500),
+        shutdown: profile.process.worker_shutdown,
     };
     let timing = profile.timing.with_tp(deployment.tp);
     let workers = (0..n_w)
