@@ -561,15 +561,27 @@ mod tests {
 
     #[test]
     fn preemption_under_a_tiny_cache_still_finishes_everything_once() {
-        let limits = EngineLimits { num_gpu_blocks: 8, block_size: 16, ..EngineLimits::default() };
+        let limits = EngineLimits {
+            num_gpu_blocks: 8,
+            block_size: 16,
+            ..EngineLimits::default()
+        };
         let mut e = Engine::new(limits, Timing::Polynomial(Polynomial));
         for id in 0..4 {
             assert!(e.submit(SimTime::ZERO, id, 30, 40));
         }
         let out = run_to_idle(&mut e);
         for id in 0..4 {
-            assert_eq!(out.iter().filter(|o| o.1 == Output::Finished(id)).count(), 1, "{id}");
-            assert_eq!(out.iter().filter(|o| o.1 == Output::FirstToken(id)).count(), 1, "{id}");
+            assert_eq!(
+                out.iter().filter(|o| o.1 == Output::Finished(id)).count(),
+                1,
+                "{id}"
+            );
+            assert_eq!(
+                out.iter().filter(|o| o.1 == Output::FirstToken(id)).count(),
+                1,
+                "{id}"
+            );
         }
         assert_eq!(e.free_blocks, 8, "every block is returned");
         assert!(e.is_empty());
