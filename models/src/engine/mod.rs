@@ -83,6 +83,8 @@ pub struct Engine {
     admit: Vec<u32>,
     outputs: Vec<Output>,
     steps_done: u64,
+    /// Aborted requests still held (marked during a step, dropped at the next plan).
+    aborted: usize,
 }
 
 fn ceil_div(a: u32, b: u32) -> u32 {
@@ -105,6 +107,7 @@ impl Engine {
             admit: Vec::new(),
             outputs: Vec::new(),
             steps_done: 0,
+            aborted: 0,
         }
     }
 
@@ -163,6 +166,7 @@ impl Engine {
             found = true;
             if in_plan {
                 self.waiting[i].aborted = true;
+                self.aborted += 1;
             } else {
                 self.waiting.remove(i);
             }
@@ -170,6 +174,7 @@ impl Engine {
             found = true;
             if in_plan {
                 self.running[i].aborted = true;
+                self.aborted += 1;
             } else {
                 let s = self.running.remove(i);
                 self.free_blocks += s.blocks;
@@ -191,6 +196,7 @@ impl Engine {
             .collect();
         self.plan = None;
         self.free_blocks = self.limits.num_gpu_blocks;
+        self.aborted = 0;
         ids
     }
 
@@ -251,15 +257,18 @@ impl Engine {
         if self.plan.is_some() {
             return;
         }
-        let mut freed = 0;
-        self.running.retain(|s| {
-            if s.aborted {
-                freed += s.blocks;
-            }
-            !s.aborted
-        });
-        self.free_blocks += freed;
-        self.waiting.retain(|s| !s.aborted);
+        if self.aborted > 0 {
+            let mut freed = 0;
+            self.running.retain(|s| {
+                if s.aborted {
+                    freed += s.blocks;
+                }
+                !s.aborted
+            });
+            self.free_blocks += freed;
+            self.waiting.retain(|s| !s.aborted);
+            self.aborted = 0;
+        }
         if self.running.is_empty() && self.waiting.is_empty() {
             return;
         }
