@@ -42,7 +42,8 @@ fn main() {
             Req {
                 at_ms: 0.0,
                 prompt: i,
-                output: o
+                output: o,
+                prefix: None,
             };
             n / scale
         ]

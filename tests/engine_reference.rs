@@ -130,7 +130,8 @@ fn reference(
     }
 }
 
-/// dynsim's engine driven by arrivals and its own wake-ups.
+/// dynsim's engine driven by arrivals and its own wake-ups: at each instant, the step that
+/// ends is applied, the arrivals are submitted, then an idle engine starts its next step.
 fn fast(
     reqs: &[Req],
     limits: &EngineLimits,
@@ -145,30 +146,40 @@ fn fast(
     loop {
         let arrival = reqs.get(next).map(|r| r.at);
         let wake = e.next_wakeup();
-        let take_arrival = match (arrival, wake) {
+        let now = match (arrival, wake) {
             (None, None) => return (out, wakeups),
-            (Some(_), None) => true,
-            (None, Some(_)) => false,
-            (Some(a), Some(w)) => a < w || (a == w && arrivals_first),
+            (Some(a), None) => a,
+            (None, Some(w)) => w,
+            (Some(a), Some(w)) => a.min(w),
         };
-        if take_arrival {
-            let r = &reqs[next];
-            assert!(e.submit(r.at, r.id, r.prompt, r.output));
-            next += 1;
-        } else {
-            let w = wake.unwrap();
-            wakeups += 1;
-            for o in e.wakeup(w) {
-                match *o {
-                    Output::FirstToken(id) => {
-                        first.insert(id, w);
-                    }
-                    Output::Finished(id) => {
-                        out.insert(id, (first.get(&id).copied().unwrap_or(w), w));
+        let mut apply = |e: &mut Engine| {
+            if e.next_wakeup() == Some(now) {
+                wakeups += 1;
+                for o in e.wakeup(now) {
+                    match *o {
+                        Output::FirstToken(id) => {
+                            first.insert(id, now);
+                        }
+                        Output::Finished(id) => {
+                            out.insert(id, (first.get(&id).copied().unwrap_or(now), now));
+                        }
                     }
                 }
             }
+        };
+        // Either order of "step ends" and "arrival" at one instant gives the same result.
+        if !arrivals_first {
+            apply(&mut e);
         }
+        while next < reqs.len() && reqs[next].at == now {
+            let r = &reqs[next];
+            assert!(e.submit(r.at, r.id, r.prompt, r.output));
+            next += 1;
+        }
+        if arrivals_first {
+            apply(&mut e);
+        }
+        e.start_step(now);
     }
 }
 

@@ -20,25 +20,34 @@ enum Arrivals {
 
 fn workload() -> impl Strategy<Value = (Vec<Req>, EngineLimits, usize, Arrivals, u64)> {
     (
-        (1usize..60, 1u32..4000, 1u32..600, any::<u64>()),
+        (
+            1usize..60,
+            1u32..4000,
+            1u32..600,
+            any::<u64>(),
+            (0u32..=4, 0u32..3000),
+        ),
         prop_oneof![
             Just(Arrivals::Burst),
             (1.0f64..200.0).prop_map(Arrivals::Poisson),
             (1usize..12).prop_map(Arrivals::Closed)
         ],
         1usize..=4,
-        // KV capacity: ample for now. Under pressure aisimulate re-admits a preempted request
-        // with hits on its own cached blocks (prefix caching), which dynsim's engine does not
-        // model yet.
+        // KV capacity: ample, or tight enough to preempt and evict.
         (
-            Just(16_384u32),
+            prop_oneof![Just(16_384u32), 64u32..2048],
             prop_oneof![Just(64u32), Just(16u32)],
             prop_oneof![Just(256u32), 1u32..32],
             prop_oneof![Just(8192u32), 64u32..4096],
         ),
     )
         .prop_map(
-            |((n, max_in, max_out, seed), arrivals, workers, (blocks, bs, seqs, budget))| {
+            |(
+                (n, max_in, max_out, seed, (groups, max_prefix)),
+                arrivals,
+                workers,
+                (blocks, bs, seqs, budget),
+            )| {
                 let mut rng = ChaCha8Rng::seed_from_u64(seed);
                 let mut t = 0.0f64;
                 let reqs = (0..n)
@@ -47,10 +56,19 @@ fn workload() -> impl Strategy<Value = (Vec<Req>, EngineLimits, usize, Arrivals,
                             let u: f64 = rng.random_range(1e-9..1.0);
                             t += -u.ln() / rate * 1000.0;
                         }
+                        // Shared prefixes: `groups` prompt prefixes (none when 0).
+                        let prefix = (groups > 0).then(|| {
+                            (
+                                rng.random_range(0..groups),
+                                rng.random_range(0..=max_prefix),
+                            )
+                        });
+                        let own = rng.random_range(1..=max_in);
                         Req {
                             at_ms: (t * 1000.0).round() / 1000.0,
-                            prompt: rng.random_range(1..=max_in),
+                            prompt: own + prefix.map_or(0, |p| p.1),
                             output: rng.random_range(1..=max_out),
+                            prefix,
                         }
                     })
                     .collect();

@@ -19,6 +19,33 @@ pub struct Req {
     pub at_ms: f64,
     pub prompt: u32,
     pub output: u32,
+    /// Shared prefix: (group, tokens of the group's prefix at the start of the prompt).
+    pub prefix: Option<(u32, u32)>,
+}
+
+impl Req {
+    /// The prompt's token ids when it has a shared prefix (group tokens, then its own).
+    pub fn tokens(&self, index: usize) -> Option<Vec<u32>> {
+        let (g, p) = self.prefix?;
+        let own = 1_000_000_000 + index as u32 * 10_000;
+        Some(
+            (0..self.prompt)
+                .map(|i| if i < p { g * 1_000_000 + i } else { own + i })
+                .collect(),
+        )
+    }
+}
+
+/// dynsim's chained hashes of a prompt's full blocks, from its token ids.
+pub fn block_hashes(tokens: &[u32], bs: u32) -> Vec<u64> {
+    let mut out: Vec<u64> = Vec::new();
+    for block in tokens.chunks_exact(bs as usize) {
+        let content = block.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &t| {
+            (h ^ u64::from(t)).wrapping_mul(0x0100_0000_01b3)
+        });
+        out.push(models::engine::chain_hash(out.last().copied(), content));
+    }
+    out
 }
 
 /// Per request: (first token, end) [ms].
@@ -42,7 +69,7 @@ pub fn aisim(reqs: &[Req], l: &EngineLimits, workers: usize, closed_loop: Option
             id: format!("r{i}"),
             arrival_time_ms: r.at_ms,
             input_tokens: r.prompt as usize,
-            input_token_ids: None,
+            input_token_ids: r.tokens(i),
             output_tokens: r.output as usize,
             output_token_ids: None,
             dp_rank: None,
@@ -82,7 +109,9 @@ pub fn aisim(reqs: &[Req], l: &EngineLimits, workers: usize, closed_loop: Option
         .collect()
 }
 
-/// dynsim's engine, `workers` of them with round-robin placement in arrival order.
+/// dynsim's engines, `workers` of them, with round-robin placement in arrival order. At each
+/// instant: steps ending then are applied, arrivals are submitted, idle engines start a step
+/// (aisimulate `replay/agg.rs` 859–956).
 pub fn dynsim(reqs: &[Req], l: &EngineLimits, workers: usize) -> Times {
     let mut engines: Vec<Engine> = (0..workers)
         .map(|_| Engine::new(l.clone(), Timing::Polynomial(Polynomial)))
@@ -93,38 +122,66 @@ pub fn dynsim(reqs: &[Req], l: &EngineLimits, workers: usize) -> Times {
     let mut next = 0;
     loop {
         let arrival = reqs.get(next).map(|r| at(r.at_ms));
-        let wake = engines
-            .iter()
-            .enumerate()
-            .filter_map(|(i, e)| e.next_wakeup().map(|t| (t, i)))
-            .min();
-        match (arrival, wake) {
+        let wake = engines.iter().filter_map(Engine::next_wakeup).min();
+        let now = match (arrival, wake) {
             (None, None) => return out,
-            (Some(a), w) if w.is_none_or(|(t, _)| a < t) => {
-                let r = reqs[next];
-                engines[next % workers].submit(a, next as u64, r.prompt, r.output);
-                next += 1;
+            (Some(a), None) => a,
+            (None, Some(w)) => w,
+            (Some(a), Some(w)) => a.min(w),
+        };
+        for e in &mut engines {
+            if e.next_wakeup() == Some(now) {
+                record(e.wakeup(now), now, &mut first, &mut out, &mut 0);
             }
-            (_, Some((t, i))) => {
-                for o in engines[i].wakeup(t) {
-                    let ms = t.as_nanos() as f64 / 1e6;
-                    match *o {
-                        Output::FirstToken(id) => {
-                            first.insert(id as usize, ms);
-                        }
-                        Output::Finished(id) => {
-                            out.insert(id as usize, (first[&(id as usize)], ms));
-                        }
-                    }
-                }
+        }
+        while next < reqs.len() && at(reqs[next].at_ms) == now {
+            submit(
+                &mut engines[next % workers],
+                now,
+                next,
+                &reqs[next],
+                l.block_size,
+            );
+            next += 1;
+        }
+        for e in &mut engines {
+            e.start_step(now);
+        }
+    }
+}
+
+fn submit(e: &mut Engine, now: SimTime, i: usize, r: &Req, bs: u32) {
+    let hashes = r
+        .tokens(i)
+        .map(|t| block_hashes(&t, bs))
+        .unwrap_or_default();
+    e.submit_with_prefix(now, i as u64, r.prompt, r.output, hashes);
+}
+
+fn record(
+    outputs: &[Output],
+    now: SimTime,
+    first: &mut BTreeMap<usize, f64>,
+    out: &mut Times,
+    finished: &mut usize,
+) {
+    let ms = now.as_nanos() as f64 / 1e6;
+    for o in outputs {
+        match *o {
+            Output::FirstToken(id) => {
+                first.insert(id as usize, ms);
             }
-            _ => unreachable!(),
+            Output::Finished(id) => {
+                out.insert(id as usize, (first[&(id as usize)], ms));
+                *finished += 1;
+            }
         }
     }
 }
 
 /// dynsim's engines in a closed loop of `c` in flight: a new request arrives when one ends,
-/// at that instant (aisimulate's `max_in_flight`, `replay/components/admission.rs`).
+/// at that instant (aisimulate's `max_in_flight`, `replay/components/admission.rs`), placed
+/// round-robin in arrival order.
 pub fn dynsim_closed(reqs: &[Req], l: &EngineLimits, workers: usize, c: usize) -> Times {
     let mut engines: Vec<Engine> = (0..workers)
         .map(|_| Engine::new(l.clone(), Timing::Polynomial(Polynomial)))
@@ -136,32 +193,30 @@ pub fn dynsim_closed(reqs: &[Req], l: &EngineLimits, workers: usize, c: usize) -
     let mut now = SimTime::ZERO;
     loop {
         while in_flight < c && next < reqs.len() {
-            let r = reqs[next];
-            engines[next % workers].submit(now, next as u64, r.prompt, r.output);
+            submit(
+                &mut engines[next % workers],
+                now,
+                next,
+                &reqs[next],
+                l.block_size,
+            );
             next += 1;
             in_flight += 1;
         }
-        let Some((t, i)) = engines
-            .iter()
-            .enumerate()
-            .filter_map(|(i, e)| e.next_wakeup().map(|t| (t, i)))
-            .min()
-        else {
+        for e in &mut engines {
+            e.start_step(now);
+        }
+        let Some(t) = engines.iter().filter_map(Engine::next_wakeup).min() else {
             return out;
         };
         now = t;
-        for o in engines[i].wakeup(t) {
-            let ms = t.as_nanos() as f64 / 1e6;
-            match *o {
-                Output::FirstToken(id) => {
-                    first.insert(id as usize, ms);
-                }
-                Output::Finished(id) => {
-                    out.insert(id as usize, (first[&(id as usize)], ms));
-                    in_flight -= 1;
-                }
+        let mut finished = 0;
+        for e in &mut engines {
+            if e.next_wakeup() == Some(now) {
+                record(e.wakeup(now), now, &mut first, &mut out, &mut finished);
             }
         }
+        in_flight -= finished;
     }
 }
 

@@ -1,19 +1,22 @@
 //! The batching engine of one worker (one DP rank): continuous batching with a token budget,
-//! a sequence cap, KV blocks, chunked prefill and LIFO preemption, with the scheduling rules of
-//! vLLM as Dynamo's engine simulator implements them (aisimulate-core 0.13
+//! a sequence cap, KV blocks with prefix caching, chunked prefill and LIFO preemption, with the
+//! scheduling rules of vLLM as Dynamo's engine simulator implements them (aisimulate-core 0.13
 //! `src/engine/scheduler/vllm/core.rs`, cited per rule below).
 //!
-//! It is a plain state machine with no events of its own: its owner submits requests, asks
-//! [`Engine::next_wakeup`] and calls [`Engine::wakeup`] then. It never works per token, and not
-//! per step while the batch is unchanged: when every running sequence is decoding and nothing
-//! waiting can be admitted, one plan covers all steps up to the next completion (their
-//! durations are a known function of the context lengths), and an arrival in between cuts the
-//! plan after the step in progress.
+//! It is a plain state machine with no events of its own. Its owner submits requests, calls
+//! [`Engine::start_step`] when the engine is idle with work (after every arrival of that
+//! instant: arrivals are released before steps start, aisimulate `replay/agg.rs` 859–956), and
+//! [`Engine::wakeup`] at [`Engine::next_wakeup`], when the step in progress ends. A general
+//! step is decided and committed when it starts (`replay/CLAUDE.md`: a pass commits its whole
+//! batch at its start). The engine never works per token, and not per step while the batch is
+//! unchanged: when every running sequence is decoding and nothing waiting can be admitted, one
+//! plan covers all steps up to the next completion (their durations are a known function of
+//! the context lengths), and an arrival in between cuts it after the step in progress.
 //!
-//! Deliberate differences from aisimulate-core: time is integer nanoseconds (its f64
-//! milliseconds are rounded to ns per duration anyway); there is no prefix cache yet (the
-//! suite's prompts are random, so it never hits).
+//! Deliberate differences from aisimulate-core: time is integer nanoseconds (it rounds every
+//! duration to whole nanoseconds too); block hashes are dynsim's own (only equality matters).
 
+mod kv;
 pub mod timing;
 
 use std::collections::VecDeque;
@@ -21,6 +24,7 @@ use std::collections::VecDeque;
 use sim_core::{SimDuration, SimTime};
 
 use crate::profile::EngineLimits;
+use kv::{Held, Pool};
 use timing::{StepTime, StepWork, Timing};
 
 /// What the engine reports at a wake-up.
@@ -32,16 +36,38 @@ pub enum Output {
     Finished(u64),
 }
 
+/// splitmix64, for dynsim's block hashes.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Chains a block's content onto its parent's hash (aisimulate `common/hashing.rs`: each
+/// block's hash covers every block before it).
+pub fn chain_hash(parent: Option<u64>, content: u64) -> u64 {
+    mix(parent.map_or(0x5eed, mix) ^ mix(content))
+}
+
 #[derive(Clone, Debug)]
 struct Seq {
     id: u64,
     prompt: u32,
     output: u32,
     generated: u32,
-    /// Tokens whose KV is computed.
+    /// Tokens whose KV is computed (or, during a step, will be at its end).
     computed: u32,
-    /// KV blocks held.
-    blocks: u32,
+    /// Hashes of the prompt's leading full blocks that other requests may share.
+    hashes: Vec<u64>,
+    /// After a preemption: the request's own cached blocks past `hashes` (copy, generation),
+    /// which only it can hit again.
+    own: Vec<(kv::CopyId, u32)>,
+    /// Blocks held, in order.
+    held: Vec<Held>,
+    /// This step: context before it (including cache hits) and the target after it.
+    step_before: u32,
+    step_target: u32,
     aborted: bool,
 }
 
@@ -53,9 +79,9 @@ impl Seq {
 
 #[derive(Clone, Debug)]
 enum PlanKind {
-    /// One general step; the decision is in `Engine::sched`/`keep`/`admit`.
+    /// One general step, committed at its start.
     Single,
-    /// `steps` pure-decode steps of every running sequence.
+    /// `steps` pure-decode steps of every running sequence, applied at the end.
     Decode { steps: u32 },
 }
 
@@ -71,19 +97,14 @@ pub struct Engine {
     limits: EngineLimits,
     timing: Timing,
     total_kv_tokens: u64,
-    free_blocks: u32,
+    pool: Pool,
     /// Running sequences in admission order.
     running: Vec<Seq>,
     waiting: VecDeque<Seq>,
     plan: Option<Plan>,
-    // The pending single-step decision: tokens per running sequence, how many running
-    // sequences survive (the rest are preempted), tokens for each admitted waiting sequence.
-    sched: Vec<u32>,
-    keep: usize,
-    admit: Vec<u32>,
     outputs: Vec<Output>,
     steps_done: u64,
-    /// Aborted requests still held (marked during a step, dropped at the next plan).
+    /// Aborted requests still held (marked during a step, dropped when it ends).
     aborted: usize,
 }
 
@@ -91,38 +112,46 @@ fn ceil_div(a: u32, b: u32) -> u32 {
     a.div_ceil(b)
 }
 
+/// What a waiting request would get from the prefix cache: cached tokens and how many of them
+/// are in active blocks (`vllm_backend.rs` 1467–1487), capped so that the last token is
+/// recomputed (`vllm_backend.rs` 62–94).
+#[derive(Clone, Copy, Debug)]
+struct Cost {
+    cached: u32,
+    active_cached: u32,
+}
+
 impl Engine {
     /// An idle engine.
     pub fn new(limits: EngineLimits, timing: Timing) -> Self {
         Engine {
             total_kv_tokens: u64::from(limits.num_gpu_blocks) * u64::from(limits.block_size),
-            free_blocks: limits.num_gpu_blocks,
+            pool: Pool::new(limits.num_gpu_blocks),
             limits,
             timing,
             running: Vec::new(),
             waiting: VecDeque::new(),
             plan: None,
-            sched: Vec::new(),
-            keep: 0,
-            admit: Vec::new(),
             outputs: Vec::new(),
             steps_done: 0,
             aborted: 0,
         }
     }
 
-    /// When the owner must call [`Engine::wakeup`] next.
+    /// When the step (or run of decode steps) in progress ends.
     pub fn next_wakeup(&self) -> Option<SimTime> {
         self.plan.as_ref().map(|p| p.end)
     }
 
+    /// Whether the engine is between steps with work to do: its owner calls
+    /// [`Engine::start_step`].
+    pub fn wants_step(&self) -> bool {
+        self.plan.is_none() && !(self.running.is_empty() && self.waiting.is_empty())
+    }
+
     /// Requests inside the engine (running and waiting).
     pub fn len(&self) -> usize {
-        self.running
-            .iter()
-            .chain(self.waiting.iter())
-            .filter(|s| !s.aborted)
-            .count()
+        self.running.len() + self.waiting.len() - self.aborted
     }
 
     /// Whether no request is inside.
@@ -135,53 +164,72 @@ impl Engine {
         self.steps_done
     }
 
-    /// Adds a request at `now`; it joins at the next step boundary. Returns `false` (and
-    /// keeps nothing) if its context can never fit in the KV cache (aisimulate `policy.rs`
-    /// 260–267).
+    /// Whether every KV block is free or only cached (no request holds one).
+    pub fn kv_idle(&self) -> bool {
+        self.pool.idle()
+    }
+
+    /// Adds a request with a prompt of its own (no prefix shared with any other). It joins at
+    /// the next step. Returns `false` (and keeps nothing) if its context can never fit in the
+    /// KV cache (aisimulate `policy.rs` 260–267).
     pub fn submit(&mut self, now: SimTime, id: u64, prompt: u32, output: u32) -> bool {
+        self.submit_with_prefix(now, id, prompt, output, Vec::new())
+    }
+
+    /// As [`Engine::submit`], with the chained hashes of the prompt's leading full blocks
+    /// (requests sharing a prefix share these hashes; see [`chain_hash`]).
+    pub fn submit_with_prefix(
+        &mut self,
+        now: SimTime,
+        id: u64,
+        prompt: u32,
+        output: u32,
+        hashes: Vec<u64>,
+    ) -> bool {
         if ceil_div(prompt + output.max(1), self.limits.block_size) > self.limits.num_gpu_blocks {
             return false;
         }
+        let full = (prompt / self.limits.block_size) as usize;
+        let mut hashes = hashes;
+        hashes.truncate(full);
         self.waiting.push_back(Seq {
             id,
             prompt,
             output: output.max(1),
             generated: 0,
             computed: 0,
-            blocks: 0,
+            hashes,
+            own: Vec::new(),
+            held: Vec::new(),
+            step_before: 0,
+            step_target: 0,
             aborted: false,
         });
         self.interrupt(now);
-        self.ensure_plan(now);
         true
     }
 
-    /// Drops a request (client gone, cancelled). Its KV is freed at the end of the step in
-    /// progress. Returns whether it was inside.
+    /// Drops a request (client gone, cancelled). Its KV is released when the step in progress
+    /// ends. Returns whether it was inside.
     pub fn abort(&mut self, now: SimTime, id: u64) -> bool {
         self.interrupt(now);
-        let in_plan = self.plan.is_some();
-        let mut found = false;
+        let in_step = self.plan.is_some();
         if let Some(i) = self.waiting.iter().position(|s| s.id == id && !s.aborted) {
-            found = true;
-            if in_plan {
-                self.waiting[i].aborted = true;
-                self.aborted += 1;
-            } else {
-                self.waiting.remove(i);
-            }
-        } else if let Some(i) = self.running.iter().position(|s| s.id == id && !s.aborted) {
-            found = true;
-            if in_plan {
+            let s = self.waiting.remove(i).expect("index in range");
+            self.release(&s);
+            return true;
+        }
+        if let Some(i) = self.running.iter().position(|s| s.id == id && !s.aborted) {
+            if in_step {
                 self.running[i].aborted = true;
                 self.aborted += 1;
             } else {
                 let s = self.running.remove(i);
-                self.free_blocks += s.blocks;
+                self.release(&s);
             }
+            return true;
         }
-        self.ensure_plan(now);
-        found
+        false
     }
 
     /// The engine dies: every request inside is lost; returns their ids (running first, in
@@ -195,44 +243,49 @@ impl Engine {
             .map(|s| s.id)
             .collect();
         self.plan = None;
-        self.free_blocks = self.limits.num_gpu_blocks;
+        self.pool = Pool::new(self.limits.num_gpu_blocks);
         self.aborted = 0;
         ids
     }
 
-    /// Applies the plan that ends at `now` and plans the next step(s). Returns what happened.
+    /// Applies the step(s) ending at `now` and reports what happened. The next step starts at
+    /// [`Engine::start_step`].
     pub fn wakeup(&mut self, now: SimTime) -> &[Output] {
         self.outputs.clear();
         if let Some(plan) = self.plan.take() {
             debug_assert_eq!(plan.end, now, "wakeup at the plan's end");
             match plan.kind {
-                PlanKind::Single => self.apply_single(now),
-                PlanKind::Decode { steps } => self.apply_decode(now, steps),
+                PlanKind::Single => self.apply_single(),
+                PlanKind::Decode { steps } => self.apply_decode(steps),
             }
         }
-        self.ensure_plan(now);
         &self.outputs
     }
 
-    /// Cuts a multi-step plan after the step in progress at `now` (an arrival joins the next
-    /// step: aisimulate `core.rs` 1327–1340); a plan starting exactly now is dropped so the
-    /// arrival joins it (arrivals are released before steps start, `replay/agg.rs` 859–956).
-    fn interrupt(&mut self, now: SimTime) {
-        let Some(plan) = &self.plan else { return };
-        if plan.start == now {
-            self.plan = None;
-            return;
+    fn release(&mut self, s: &Seq) {
+        // Tail first (`vllm_backend.rs` 1302–1331).
+        for &h in s.held.iter().rev() {
+            self.pool.release(h);
         }
-        let (start, PlanKind::Decode { steps }) = (plan.start, &plan.kind) else {
+    }
+
+    /// Cuts a multi-step decode plan after the step in progress at `now` (an arrival joins the
+    /// next step: aisimulate `core.rs` 1327–1340).
+    fn interrupt(&mut self, now: SimTime) {
+        let Some(Plan {
+            start,
+            kind: PlanKind::Decode { steps },
+            ..
+        }) = self.plan
+        else {
             return;
         };
-        let steps = *steps;
         let n = self.running.len() as u64;
         let s0: u64 = self.running.iter().map(|s| u64::from(s.len())).sum();
         let mut t = start;
         for j in 0..steps {
             t += self.decode_step(n, s0 + u64::from(j) * n);
-            if t >= now {
+            if t > now || (t == now && j + 1 < steps) {
                 // Steps ending at or before `now` are done; the one in progress completes.
                 self.plan = Some(Plan {
                     start,
@@ -253,23 +306,9 @@ impl Engine {
         self.timing.step_time(w, self.total_kv_tokens)
     }
 
-    fn ensure_plan(&mut self, now: SimTime) {
-        if self.plan.is_some() {
-            return;
-        }
-        if self.aborted > 0 {
-            let mut freed = 0;
-            self.running.retain(|s| {
-                if s.aborted {
-                    freed += s.blocks;
-                }
-                !s.aborted
-            });
-            self.free_blocks += freed;
-            self.waiting.retain(|s| !s.aborted);
-            self.aborted = 0;
-        }
-        if self.running.is_empty() && self.waiting.is_empty() {
+    /// Starts the next step at `now` if the engine is idle with work.
+    pub fn start_step(&mut self, now: SimTime) {
+        if !self.wants_step() {
             return;
         }
         if let Some(steps) = self.decode_run_length() {
@@ -285,7 +324,7 @@ impl Engine {
                 kind: PlanKind::Decode { steps },
             });
         } else {
-            let work = self.decide_single();
+            let work = self.schedule_single();
             let dur = self.timing.step_time(work, self.total_kv_tokens);
             self.plan = Some(Plan {
                 start: now,
@@ -295,11 +334,50 @@ impl Engine {
         }
     }
 
+    /// The cached copy of full block `k` of waiting request `s`, and whether it is active:
+    /// shared blocks by hash, its own blocks by handle.
+    fn cached_block(&self, s: &Seq, k: usize) -> Option<(kv::CopyId, bool)> {
+        match s.hashes.get(k) {
+            Some(&h) => self.pool.lookup(h),
+            None => {
+                let &(c, gen) = s.own.get(k - s.hashes.len())?;
+                self.pool.alive(c, gen).map(|active| (c, active))
+            }
+        }
+    }
+
+    /// The prefix-cache cost of waiting request `s`: the longest run of its blocks still
+    /// cached, active or not (`vllm_backend.rs` 1467–1487).
+    fn cost(&self, s: &Seq) -> Cost {
+        let bs = self.limits.block_size;
+        let (mut overlap, mut active) = (0u32, 0u32);
+        while let Some((_, is_active)) = self.cached_block(s, overlap as usize) {
+            overlap += 1;
+            active += u32::from(is_active);
+        }
+        let len = s.len();
+        let cap = (len - 1) / bs * bs;
+        Cost {
+            cached: (overlap * bs).min(len).min(cap),
+            active_cached: (active * bs).min(len).min(cap),
+        }
+    }
+
+    /// Whether waiting request `s` passes admission: blocks for its whole context, less its
+    /// active cached ones, against free plus evictable blocks (`policy.rs` 289–315).
+    fn admissible(&self, s: &Seq) -> Option<Cost> {
+        let c = self.cost(s);
+        let needed =
+            ceil_div(s.len(), self.limits.block_size) - c.active_cached / self.limits.block_size;
+        (needed <= self.pool.available()).then_some(c)
+    }
+
     /// How many pure-decode steps can run unchanged from now, if the batch is in that state:
     /// every running sequence decoding, nothing waiting admissible, and KV blocks for all the
     /// steps guaranteed (else preemption could happen and general steps are taken).
     fn decode_run_length(&self) -> Option<u32> {
         if self.running.is_empty()
+            || self.aborted > 0
             || self
                 .running
                 .iter()
@@ -310,24 +388,25 @@ impl Engine {
         }
         if let Some(w) = self.waiting.front() {
             let seats = (self.running.len() as u32) < self.limits.max_num_seqs;
-            if seats && ceil_div(w.len(), self.limits.block_size) <= self.free_blocks {
+            if seats && self.admissible(w).is_some() {
                 return None;
             }
         }
         let mut k = self.running.iter().map(|s| s.output - s.generated).min()?;
-        // Largest k whose block growth fits.
+        // Largest k whose block growth fits in the free and evictable blocks.
         let bs = self.limits.block_size;
         let need = |k: u32| -> u64 {
             self.running
                 .iter()
-                .map(|s| u64::from(ceil_div(s.computed + k, bs) - s.blocks))
+                .map(|s| u64::from(ceil_div(s.computed + k, bs) - s.held.len() as u32))
                 .sum()
         };
-        if need(k) > u64::from(self.free_blocks) {
+        let room = u64::from(self.pool.available());
+        if need(k) > room {
             let (mut lo, mut hi) = (0u32, k);
             while lo < hi {
                 let mid = (lo + hi).div_ceil(2);
-                if need(mid) <= u64::from(self.free_blocks) {
+                if need(mid) <= room {
                     lo = mid;
                 } else {
                     hi = mid - 1;
@@ -338,103 +417,159 @@ impl Engine {
         (k >= 2).then_some(k)
     }
 
-    /// Decides one general step (aisimulate `execute_pass_internal`, `core.rs` 1781–2349)
-    /// without changing state; returns its work.
-    fn decide_single(&mut self) -> StepWork {
+    /// Takes the blocks `s` needs to reach `target` tokens: `hits` cached blocks then fresh
+    /// ones (`vllm_backend.rs` 614–713). Fails, changing nothing, if the pool is short.
+    fn allocate(pool: &mut Pool, s: &mut Seq, target: u32, hits: &[kv::CopyId], bs: u32) -> bool {
+        let have = s.held.len() as u32 + hits.len() as u32;
+        let fresh = ceil_div(target, bs).saturating_sub(have);
+        if !pool.allocate(hits, fresh) {
+            return false;
+        }
+        s.held.extend(hits.iter().map(|&c| Held::Cached(c)));
+        s.held
+            .extend(std::iter::repeat_n(Held::Private, fresh as usize));
+        true
+    }
+
+    /// Publishes the blocks `s` completes in this step (visible at once, `vllm_backend.rs`
+    /// 960–1025). Blocks past the shared prompt are the request's own (their tokens are its
+    /// alone): cached for it, never found by another.
+    fn publish(pool: &mut Pool, s: &mut Seq, before: u32, target: u32, bs: u32) {
+        for k in (before / bs)..(target / bs) {
+            let k = k as usize;
+            if s.held[k] == Held::Private {
+                let c = match s.hashes.get(k) {
+                    Some(&h) => pool.publish(h),
+                    None => pool.publish_own(),
+                };
+                s.held[k] = Held::Cached(c);
+            }
+        }
+    }
+
+    /// Preempts the latest admitted running sequence (LIFO, `core.rs` 2409–2435): its blocks
+    /// are released, it recomputes from scratch keeping its tokens, and goes to the front of
+    /// the waiting queue (`core.rs` 526–549). Returns its budget to refund.
+    fn preempt_last(&mut self) -> u32 {
+        let mut v = self.running.pop().expect("a victim");
+        let refund = v.step_target - v.step_before;
+        self.release(&v);
+        // Remember its own cached blocks: it may hit them when readmitted.
+        let shared = v.hashes.len();
+        v.own.clear();
+        for h in v.held.iter().skip(shared) {
+            let Held::Cached(c) = *h else { break };
+            v.own.push((c, self.pool.gen(c)));
+        }
+        v.held.clear();
+        v.computed = 0;
+        v.step_before = 0;
+        v.step_target = 0;
+        self.waiting.push_front(v);
+        refund
+    }
+
+    /// Decides and commits one general step (aisimulate `execute_pass_internal`, `core.rs`
+    /// 1781–2349); returns its work.
+    fn schedule_single(&mut self) -> StepWork {
         let bs = self.limits.block_size;
         let mut budget = self.limits.max_num_batched_tokens;
-        let mut free = self.free_blocks;
-        self.sched.clear();
-        self.sched.resize(self.running.len(), 0);
-        self.admit.clear();
-        let mut keep = self.running.len();
         let mut preempted = false;
-        // Prompt accounting for T (`core.rs` 3315–3332): per request with prompt work, the
-        // prompt tokens computed before and after.
-        let (mut n_prompt, mut sum_before, mut sum_after) = (0u64, 0u64, 0u64);
-        let mut decode_seqs = 0u64;
-        let mut decode_kv = 0u64;
-        let mut account = |s: &Seq, take: u32| {
-            let before = s.computed.min(s.prompt);
-            let after = (s.computed + take).min(s.prompt);
-            if after > before {
-                n_prompt += 1;
-                sum_before += u64::from(before);
-                sum_after += u64::from(after);
+        for s in &mut self.running {
+            s.step_before = s.computed;
+            s.step_target = s.computed;
+        }
+        // Running sequences first, in admission order (`core.rs` 1828–1884).
+        let mut i = 0;
+        while i < self.running.len() && budget > 0 {
+            let s = &self.running[i];
+            let target = s.computed + (s.len() - s.computed).min(budget);
+            loop {
+                let s = &mut self.running[i];
+                if Self::allocate(&mut self.pool, s, target, &[], bs) {
+                    break;
+                }
+                preempted = true;
+                let self_victim = i + 1 == self.running.len();
+                budget += self.preempt_last();
+                if self_victim {
+                    break;
+                }
             }
-            // A sequence completing its context samples a token; it costs decode time unless
-            // this is its first token out of a prefill in this step (`core.rs` 2882–2912).
-            if s.computed + take >= s.len() && !(s.generated == 0 && after > before) {
+            if i >= self.running.len() {
+                break; // this sequence was its own victim
+            }
+            let s = &mut self.running[i];
+            let before = s.computed;
+            Self::publish(&mut self.pool, s, before, target, bs);
+            budget -= target - before;
+            s.step_target = target;
+            i += 1;
+        }
+        // Then waiting requests, FIFO, while nobody was preempted and seats remain
+        // (`core.rs` 1899–2202); admission stops at the first that does not fit (`core.rs`
+        // 2081).
+        while !preempted && (self.running.len() as u32) < self.limits.max_num_seqs {
+            let Some(w) = self.waiting.front() else { break };
+            let Some(cost) = self.admissible(w) else {
+                break;
+            };
+            let before = cost.cached;
+            let desired = (w.len() - before).min(budget);
+            if desired == 0 || (!self.limits.chunked_prefill && desired < w.len() - before) {
+                break;
+            }
+            let target = before + desired;
+            let mut w = self.waiting.pop_front().expect("front exists");
+            let admitted = loop {
+                let hits: Vec<kv::CopyId> = (0..(before / bs) as usize)
+                    .map(|k| self.cached_block(&w, k).expect("hit still cached").0)
+                    .collect();
+                if Self::allocate(&mut self.pool, &mut w, target, &hits, bs) {
+                    break true;
+                }
+                if self.running.is_empty() {
+                    break false;
+                }
+                preempted = true;
+                budget += self.preempt_last();
+            };
+            if !admitted {
+                self.waiting.push_front(w);
+                break;
+            }
+            w.computed = before;
+            w.step_before = before;
+            w.step_target = target;
+            Self::publish(&mut self.pool, &mut w, before, target, bs);
+            budget -= desired;
+            self.running.push(w);
+        }
+        // The step's work (`core.rs` 2882–2912, 3315–3332): prompt tokens through the
+        // integer-mean formula; a sequence reaching its context samples a token and costs
+        // decode time unless it is its first token out of a prefill in this step.
+        let (mut n, mut sum_before, mut sum_after) = (0u64, 0u64, 0u64);
+        let (mut decode_seqs, mut decode_kv) = (0u64, 0u64);
+        for s in &self.running {
+            if s.step_target == s.step_before {
+                continue;
+            }
+            let b = s.step_before.min(s.prompt);
+            let a = s.step_target.min(s.prompt);
+            if a > b {
+                n += 1;
+                sum_before += u64::from(b);
+                sum_after += u64::from(a);
+            }
+            if s.step_target >= s.len() && !(s.generated == 0 && a > b) {
                 decode_seqs += 1;
                 decode_kv += u64::from(s.len());
             }
-        };
-        // Running sequences first, in admission order (`core.rs` 1828–1884).
-        let mut i = 0;
-        while i < keep && budget > 0 {
-            let s = &self.running[i];
-            let take = (s.len() - s.computed).min(budget);
-            let mut need = ceil_div(s.computed + take, bs).saturating_sub(s.blocks);
-            // Out of blocks: preempt the latest admitted (LIFO, `core.rs` 2409–2435),
-            // possibly this very sequence (`core.rs` 2763–2765).
-            let mut self_preempted = false;
-            while need > free {
-                preempted = true;
-                keep -= 1;
-                let v = &self.running[keep];
-                free += v.blocks;
-                budget += self.sched[keep];
-                self.sched[keep] = 0;
-                if keep == i {
-                    self_preempted = true;
-                    break;
-                }
-            }
-            if self_preempted {
-                break;
-            }
-            if need > free {
-                need = free;
-            }
-            free -= need;
-            budget -= take;
-            self.sched[i] = take;
-            i += 1;
         }
-        // The accounting of the survivors (refunds above already removed the victims).
-        for (s, &take) in self.running[..keep].iter().zip(&self.sched) {
-            if take > 0 {
-                account(s, take);
-            }
-        }
-        // Then waiting requests, FIFO, while nobody was preempted and seats remain
-        // (`core.rs` 1899–2202); admission needs blocks for the whole context
-        // (`policy.rs` 289–315) and stops at the first that does not fit (`core.rs` 2081).
-        if !preempted {
-            let mut seats = self.limits.max_num_seqs.saturating_sub(keep as u32);
-            for w in self.waiting.iter() {
-                if seats == 0 || budget == 0 {
-                    break;
-                }
-                if ceil_div(w.len(), bs) > free {
-                    break;
-                }
-                let take = (w.len() - w.computed).min(budget);
-                if !self.limits.chunked_prefill && take < w.len() - w.computed {
-                    break;
-                }
-                free -= ceil_div(w.computed + take, bs).saturating_sub(w.blocks);
-                budget -= take;
-                seats -= 1;
-                self.admit.push(take);
-                account(w, take);
-            }
-        }
-        self.keep = keep;
-        let t = if n_prompt == 0 {
+        let t = if n == 0 {
             0
         } else {
-            n_prompt * (sum_after / n_prompt - sum_before / n_prompt)
+            n * (sum_after / n - sum_before / n)
         };
         StepWork {
             prefill_tokens: t,
@@ -443,35 +578,13 @@ impl Engine {
         }
     }
 
-    fn apply_single(&mut self, now: SimTime) {
+    fn apply_single(&mut self) {
         self.steps_done += 1;
-        let bs = self.limits.block_size;
-        // Preempted sequences recompute from scratch but keep their tokens, and go to the
-        // front of the waiting queue in running order (`core.rs` 526–549).
-        for mut v in self.running.drain(self.keep..).rev() {
-            self.free_blocks += v.blocks;
-            v.blocks = 0;
-            v.computed = 0;
-            self.waiting.push_front(v);
-        }
-        for _ in 0..self.admit.len() {
-            let s = self
-                .waiting
-                .pop_front()
-                .expect("admitted request is waiting");
-            self.running.push(s);
-        }
-        self.sched.extend_from_slice(&self.admit);
-        self.sched.truncate(self.running.len());
         let mut i = 0;
         while i < self.running.len() {
-            let take = self.sched.get(i).copied().unwrap_or(0);
             let s = &mut self.running[i];
-            if take > 0 {
-                s.computed += take;
-                let blocks = ceil_div(s.computed, bs);
-                self.free_blocks -= blocks - s.blocks;
-                s.blocks = blocks;
+            if s.step_target > s.step_before {
+                s.computed = s.step_target;
                 if s.computed >= s.len() {
                     s.generated += 1;
                     if s.generated == 1 && !s.aborted {
@@ -479,43 +592,45 @@ impl Engine {
                     }
                 }
             }
+            s.step_before = s.computed;
+            s.step_target = s.computed;
             if s.aborted || s.generated >= s.output {
-                if !s.aborted {
+                let s = self.running.remove(i);
+                if s.aborted {
+                    self.aborted -= 1;
+                } else {
                     self.outputs.push(Output::Finished(s.id));
                 }
-                self.free_blocks += s.blocks;
-                self.running.remove(i);
-                if i < self.sched.len() {
-                    self.sched.remove(i);
-                }
+                self.release(&s);
                 continue;
             }
             i += 1;
         }
-        let _ = now;
     }
 
-    fn apply_decode(&mut self, _now: SimTime, steps: u32) {
+    fn apply_decode(&mut self, steps: u32) {
         self.steps_done += u64::from(steps);
         let bs = self.limits.block_size;
-        let mut free = self.free_blocks;
-        self.running.retain_mut(|s| {
-            s.computed += steps;
+        let mut i = 0;
+        while i < self.running.len() {
+            let s = &mut self.running[i];
+            let (before, target) = (s.computed, s.computed + steps);
+            let ok = Self::allocate(&mut self.pool, s, target, &[], bs);
+            debug_assert!(
+                ok,
+                "decode runs are planned within the free and evictable blocks"
+            );
+            Self::publish(&mut self.pool, s, before, target, bs);
+            s.computed = target;
             s.generated += steps;
-            let blocks = ceil_div(s.computed, bs);
-            free -= blocks - s.blocks;
-            s.blocks = blocks;
-            if s.aborted || s.generated >= s.output {
-                if !s.aborted {
-                    self.outputs.push(Output::Finished(s.id));
-                }
-                free += s.blocks;
-                false
-            } else {
-                true
+            if s.generated >= s.output {
+                let s = self.running.remove(i);
+                self.outputs.push(Output::Finished(s.id));
+                self.release(&s);
+                continue;
             }
-        });
-        self.free_blocks = free;
+            i += 1;
+        }
     }
 }
 
@@ -530,8 +645,10 @@ mod tests {
 
     fn run_to_idle(e: &mut Engine) -> Vec<(SimTime, Output)> {
         let mut out = vec![];
+        e.start_step(SimTime::ZERO);
         while let Some(t) = e.next_wakeup() {
             out.extend(e.wakeup(t).iter().map(|o| (t, *o)));
+            e.start_step(t);
         }
         out
     }
@@ -549,21 +666,27 @@ mod tests {
         }
         assert_eq!(out[1], (t, Output::Finished(7)));
         assert_eq!(e.steps_done(), 10);
-        assert_eq!(e.free_blocks, 16_384);
+        assert!(e.kv_idle());
     }
 
     #[test]
     fn an_arrival_cuts_a_decode_run_after_the_step_in_progress() {
         let mut e = engine();
         e.submit(SimTime::ZERO, 1, 64, 1000);
+        e.start_step(SimTime::ZERO);
         let t1 = e.next_wakeup().unwrap();
         e.wakeup(t1);
+        e.start_step(t1);
         let long_end = e.next_wakeup().unwrap();
         let mid = SimTime::from_nanos((t1.as_nanos() + long_end.as_nanos()) / 2);
         e.submit(mid, 2, 64, 5);
         let cut = e.next_wakeup().unwrap();
         assert!(cut >= mid && cut < long_end);
-        let out = run_to_idle(&mut e);
+        let mut out = vec![];
+        while let Some(t) = e.next_wakeup() {
+            out.extend(e.wakeup(t).iter().map(|o| (t, *o)));
+            e.start_step(t);
+        }
         assert!(out.contains(&(out.last().unwrap().0, Output::Finished(1))));
         assert!(out.iter().any(|o| o.1 == Output::Finished(2)));
     }
@@ -592,7 +715,7 @@ mod tests {
                 "{id}"
             );
         }
-        assert_eq!(e.free_blocks, 8, "every block is returned");
+        assert!(e.kv_idle(), "every block is returned");
         assert!(e.is_empty());
         // 4 × 40 tokens on at most 8 blocks of 16: some request must have been recomputed.
         assert!(e.steps_done() > 4 * 40 / 2, "{}", e.steps_done());

@@ -37,6 +37,11 @@ pub enum WorkerEvent {
         /// Container generation.
         gen: u32,
     },
+    /// The idle engine starts a step (after every arrival of this instant).
+    StartStep {
+        /// Container generation.
+        gen: u32,
+    },
     /// A request from a frontend.
     Generate {
         /// Attempt id.
@@ -111,7 +116,8 @@ pub struct Worker {
     started_at: SimTime,
     engine: Engine,
     inflight: Vec<(u64, u16)>,
-    wake: Option<EventKey>,
+    wake: Option<(EventKey, SimTime)>,
+    start_pending: bool,
     times: WorkerTimes,
     frontends: u16,
     rng: SimRng,
@@ -137,6 +143,7 @@ impl Worker {
             engine,
             inflight: Vec::new(),
             wake: None,
+            start_pending: false,
             times,
             frontends,
             rng,
@@ -156,15 +163,26 @@ impl Worker {
     }
 
     fn sync_wake(&mut self, ctx: &mut Context<Event>) {
+        if self.engine.wants_step() && !self.start_pending {
+            self.start_pending = true;
+            ctx.schedule_now(Event::Worker(
+                self.idx,
+                WorkerEvent::StartStep { gen: self.gen },
+            ));
+        }
         let want = self.engine.next_wakeup();
-        if let Some(k) = self.wake.take() {
+        if self.wake.map(|w| w.1) == want {
+            return;
+        }
+        if let Some((k, _)) = self.wake.take() {
             ctx.cancel(k);
         }
         if let Some(t) = want {
-            self.wake = Some(ctx.schedule_at(
+            let k = ctx.schedule_at(
                 t,
                 Event::Worker(self.idx, WorkerEvent::Wake { gen: self.gen }),
-            ));
+            );
+            self.wake = Some((k, t));
         }
     }
 
@@ -172,6 +190,7 @@ impl Worker {
     fn drop_inflight(&mut self, ctx: &mut Context<Event>) {
         let instance = self.instance();
         let _ = self.engine.kill();
+        self.start_pending = false;
         for (attempt, fe) in self.inflight.drain(..) {
             ctx.schedule_now(Event::Frontend(
                 fe,
@@ -182,7 +201,7 @@ impl Worker {
                 },
             ));
         }
-        if let Some(k) = self.wake.take() {
+        if let Some((k, _)) = self.wake.take() {
             ctx.cancel(k);
         }
     }
@@ -254,7 +273,18 @@ impl Worker {
                         }
                     }
                 }
+                self.engine.start_step(now);
                 self.sync_wake(ctx);
+            }
+            WorkerEvent::StartStep { gen } => {
+                if gen != self.gen {
+                    return;
+                }
+                self.start_pending = false;
+                if self.phase == Phase::Serving {
+                    self.engine.start_step(ctx.now());
+                    self.sync_wake(ctx);
+                }
             }
             WorkerEvent::Generate {
                 attempt,
@@ -332,7 +362,7 @@ impl Worker {
                     return;
                 }
                 self.phase = Phase::EngineDead;
-                if let Some(k) = self.wake.take() {
+                if let Some((k, _)) = self.wake.take() {
                     ctx.cancel(k);
                 }
             }
