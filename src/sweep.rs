@@ -137,30 +137,6 @@ pub fn write_run(out: &Path, row: &ResultRow, run: &RunOutput) -> Result<(), Err
     )
 }
 
-/// Numeric columns summarised across seeds.
-const SUMMARISED: &[&str] = &[
-    "startup_s",
-    "success_before",
-    "failed_before",
-    "success_after",
-    "failed_after",
-    "latency_before_s",
-    "latency_after_s",
-    "pending_before",
-    "pending_after",
-    "violations_before",
-    "violations_after",
-    "recovery_s",
-    "latency_p50_s",
-    "latency_p90_s",
-    "latency_p99_s",
-    "ttft_mean_s",
-    "itl_mean_s",
-    "throughput_rps",
-    "dead_clients",
-    "events",
-];
-
 /// (scenario, deployment, failure).
 pub type GroupKey = (String, String, String);
 
@@ -185,7 +161,7 @@ pub fn summary_json(rows: &[ResultRow]) -> String {
     let groups: Vec<serde_json::Value> = groups(rows)
         .into_iter()
         .map(|((s, d, f), rs)| {
-            let metrics: serde_json::Map<String, serde_json::Value> = SUMMARISED
+            let metrics: serde_json::Map<String, serde_json::Value> = results::numeric_columns()
                 .iter()
                 .filter_map(|c| {
                     let sum = stats::summarize(rs.iter().map(|r| r.value(c)))?;
@@ -227,9 +203,14 @@ pub fn means_from_csv(path: &Path) -> Result<Means, Error> {
     })?;
     type Acc = BTreeMap<(String, String), BTreeMap<String, Vec<Option<f64>>>>;
     let mut acc: Acc = BTreeMap::new();
-    for (_, d, f, values) in rows {
-        let e = acc.entry((d, f)).or_default();
-        for (k, v) in values {
+    for row in rows {
+        let mut keys = row.keys.into_iter().skip(1);
+        let key = (
+            keys.next().unwrap_or_default(),
+            keys.next().unwrap_or_default(),
+        );
+        let e = acc.entry(key).or_default();
+        for (k, v) in row.values {
             e.entry(k).or_default().push(v);
         }
     }

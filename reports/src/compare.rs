@@ -33,51 +33,18 @@ pub struct RefRow {
 
 /// Parses a measured table (`deployment,failure,<columns>`, `N/A` for missing).
 pub fn parse_reference(text: &str) -> Result<Vec<RefRow>, String> {
-    let mut lines = text.lines();
-    let header: Vec<String> = lines
-        .next()
-        .ok_or("line 1: empty file")?
-        .split(',')
-        .map(|s| s.trim().to_string())
-        .collect();
-    if header.first().map(String::as_str) != Some("deployment")
-        || header.get(1).map(String::as_str) != Some("failure")
-    {
-        return Err("line 1: expected a header starting `deployment,failure`".into());
-    }
-    let mut rows = Vec::new();
-    for (i, line) in lines.enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
-        if cells.len() != header.len() {
-            return Err(format!(
-                "line {}: {} cells, the header has {}",
-                i + 2,
-                cells.len(),
-                header.len()
-            ));
-        }
-        let mut values = BTreeMap::new();
-        for (h, c) in header.iter().zip(&cells).skip(2) {
-            let v = if *c == "N/A" || c.is_empty() {
-                None
-            } else {
-                Some(
-                    c.parse::<f64>()
-                        .map_err(|_| format!("line {}: `{h}` is not a number: `{c}`", i + 2))?,
-                )
-            };
-            values.insert(h.clone(), v);
-        }
-        rows.push(RefRow {
-            deployment: cells[0].to_string(),
-            failure: cells[1].to_string(),
-            values,
-        });
-    }
-    Ok(rows)
+    let rows = crate::results::read_csv(text, &["deployment", "failure"], &[])?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let mut k = r.keys.into_iter();
+            RefRow {
+                deployment: k.next().unwrap_or_default(),
+                failure: k.next().unwrap_or_default(),
+                values: r.values,
+            }
+        })
+        .collect())
 }
 
 /// One compared cell.
@@ -213,6 +180,12 @@ pub fn render(c: &Comparison) -> String {
             if cell.ok { "ok" } else { "MISS" }
         ));
     }
+    if !c.not_simulated.is_empty() {
+        s.push_str(&format!(
+            "{} reference rows not in the results (not simulated)\n",
+            c.not_simulated.len()
+        ));
+    }
     s.push_str(&format!(
         "{}/{} reference rows within tolerance\n",
         c.rows_ok(),
@@ -286,5 +259,8 @@ d,x,120.00,100.00,0.00,50.00,200.00,2.00,1.00,10.00";
             .unwrap_err()
             .starts_with("line 2:"));
         assert!(parse_reference("x,y\n").is_err());
+        assert!(parse_reference("deployment,failure,a\nd,x,fast")
+            .unwrap_err()
+            .contains("`a` is not a number"));
     }
 }

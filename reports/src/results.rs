@@ -32,6 +32,11 @@ pub const COLUMNS: &[&str] = &[
     "trace_hash",
 ];
 
+/// The numeric columns (summarised across seeds): all but the run's keys and its hash.
+pub fn numeric_columns() -> &'static [&'static str] {
+    &COLUMNS[4..COLUMNS.len() - 1]
+}
+
 /// One finished run, ready to be written.
 #[derive(Clone, Debug)]
 pub struct ResultRow {
@@ -169,23 +174,42 @@ pub fn attempts_csv(log: &RunLog) -> String {
     s
 }
 
-/// A `results.csv` row read back: scenario, deployment, failure, and every column's value.
-pub type ParsedRow = (String, String, String, Vec<(String, Option<f64>)>);
+/// A row of a CSV table read back: its text key columns and its numeric cells by column
+/// (`None` for an empty or `N/A` cell).
+#[derive(Clone, Debug)]
+pub struct CsvRow {
+    /// The key columns' text, in the order asked for.
+    pub keys: Vec<String>,
+    /// Every other column's value, except the ignored ones.
+    pub values: std::collections::BTreeMap<String, Option<f64>>,
+}
 
-/// Parses a `results.csv` back (for `compare`); errors name the line.
-pub fn parse_results_csv(text: &str) -> Result<Vec<ParsedRow>, String> {
+/// Reads a CSV table with a header line: `keys` must be columns and are kept as text,
+/// `ignore` columns are skipped, every other cell must be a number, empty or `N/A`. Errors
+/// name the line (and column).
+pub fn read_csv(text: &str, keys: &[&str], ignore: &[&str]) -> Result<Vec<CsvRow>, String> {
     let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().ok_or("empty file")?.split(',').collect();
-    let col = |name: &str| header.iter().position(|h| *h == name);
-    let (Some(d), Some(fl), Some(sc)) = (col("deployment"), col("failure"), col("scenario")) else {
-        return Err("line 1: header needs scenario, deployment and failure columns".into());
-    };
-    let mut out = Vec::new();
+    let header: Vec<&str> = lines
+        .next()
+        .ok_or("line 1: empty file")?
+        .split(',')
+        .map(str::trim)
+        .collect();
+    let key_at: Vec<usize> = keys
+        .iter()
+        .map(|k| {
+            header
+                .iter()
+                .position(|h| h == k)
+                .ok_or(format!("line 1: the header has no `{k}` column"))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut rows = Vec::new();
     for (i, line) in lines.enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let cells: Vec<&str> = line.split(',').collect();
+        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
         if cells.len() != header.len() {
             return Err(format!(
                 "line {}: {} cells, the header has {}",
@@ -194,20 +218,33 @@ pub fn parse_results_csv(text: &str) -> Result<Vec<ParsedRow>, String> {
                 header.len()
             ));
         }
-        let mut values = Vec::new();
-        for (h, c) in header.iter().zip(&cells) {
-            let v = match c.trim() {
+        let mut values = std::collections::BTreeMap::new();
+        for (j, (h, c)) in header.iter().zip(&cells).enumerate() {
+            if key_at.contains(&j) || ignore.contains(h) {
+                continue;
+            }
+            let v = match *c {
                 "" | "N/A" => None,
-                t => t.parse::<f64>().ok(),
+                t => Some(
+                    t.parse::<f64>()
+                        .map_err(|_| format!("line {}: `{h}` is not a number: `{t}`", i + 2))?,
+                ),
             };
-            values.push((h.to_string(), v));
+            values.insert(h.to_string(), v);
         }
-        out.push((
-            cells[sc].to_string(),
-            cells[d].to_string(),
-            cells[fl].to_string(),
+        rows.push(CsvRow {
+            keys: key_at.iter().map(|&j| cells[j].to_string()).collect(),
             values,
-        ));
+        });
     }
-    Ok(out)
+    Ok(rows)
+}
+
+/// Reads a `results.csv` back (for `compare`): keys scenario, deployment, failure.
+pub fn parse_results_csv(text: &str) -> Result<Vec<CsvRow>, String> {
+    read_csv(
+        text,
+        &["scenario", "deployment", "failure"],
+        &["trace_hash"],
+    )
 }

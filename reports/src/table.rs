@@ -13,16 +13,8 @@ const HEAD: &[&str] = &[
     "Latency After",
     "Recovery",
 ];
-const COLS: &[&str] = &[
-    "startup_s",
-    "success_before",
-    "failed_before",
-    "success_after",
-    "failed_after",
-    "latency_before_s",
-    "latency_after_s",
-    "recovery_s",
-];
+/// The suite's columns after "Failure", in its order.
+const COLS: &[&str] = crate::compare::COMPARED;
 
 /// Renders `rows` (all of one deployment) as the suite prints it, with a heading line.
 pub fn render(title: &str, rows: &[&ResultRow]) -> String {

@@ -240,33 +240,24 @@ impl Pool {
     }
 
     fn new_copy(&mut self, hash: u64, indexed: bool) -> CopyId {
+        let fresh = |gen| Copy {
+            hash,
+            refs: 1,
+            in_lru: false,
+            prev: NIL,
+            next: NIL,
+            younger: NIL,
+            indexed,
+            gen,
+        };
         match self.spare.pop() {
             Some(c) => {
                 let copy = &mut self.copies[c as usize];
-                *copy = Copy {
-                    hash,
-                    refs: 1,
-                    in_lru: false,
-                    prev: NIL,
-                    next: NIL,
-                    younger: NIL,
-                    indexed,
-                    gen: copy.gen,
-                };
+                *copy = fresh(copy.gen);
                 c
             }
             None => {
-                let copy = Copy {
-                    hash,
-                    refs: 1,
-                    in_lru: false,
-                    prev: NIL,
-                    next: NIL,
-                    younger: NIL,
-                    indexed,
-                    gen: 0,
-                };
-                self.copies.push(copy);
+                self.copies.push(fresh(0));
                 (self.copies.len() - 1) as CopyId
             }
         }

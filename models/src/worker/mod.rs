@@ -22,6 +22,16 @@ use crate::frontend::FrontendEvent;
 use crate::k8s::kubelet::{KubeEvent, ProcessSignal};
 use crate::metrics::{ReadyLine, RunLog};
 
+/// Tells frontend `fe` that `instance`'s stream for `attempt` broke.
+fn stream_error(ctx: &mut Context<Event>, fe: u16, attempt: u64, instance: Instance) {
+    let e = FrontendEvent::StreamError {
+        attempt,
+        instance,
+        generated: 0,
+    };
+    ctx.schedule_now(Event::Frontend(fe, e));
+}
+
 /// Events handled by a worker.
 #[derive(Clone, Copy, Debug)]
 pub enum WorkerEvent {
@@ -192,14 +202,7 @@ impl Worker {
         let _ = self.engine.kill();
         self.start_pending = false;
         for (attempt, fe) in self.inflight.drain(..) {
-            ctx.schedule_now(Event::Frontend(
-                fe,
-                FrontendEvent::StreamError {
-                    attempt,
-                    instance,
-                    generated: 0,
-                },
-            ));
+            stream_error(ctx, fe, attempt, instance);
         }
         if let Some((k, _)) = self.wake.take() {
             ctx.cancel(k);
@@ -314,14 +317,7 @@ impl Worker {
                     slot: self.idx,
                     incarnation,
                 };
-                ctx.schedule_now(Event::Frontend(
-                    fe,
-                    FrontendEvent::StreamError {
-                        attempt,
-                        instance,
-                        generated: 0,
-                    },
-                ));
+                stream_error(ctx, fe, attempt, instance);
             }
             WorkerEvent::Cancel {
                 attempt,
