@@ -96,6 +96,8 @@ pub struct RunLog {
     pub dead_clients: u32,
     /// Work served by a process while it was dead (must stay 0; checked by tests).
     pub zombie_work: u32,
+    /// Requests a decode worker prefilled locally because no prefill worker was available.
+    pub fallbacks: u64,
     /// Attempts closed a second time (must stay 0; checked by tests).
     pub double_closes: u32,
     /// Worker incarnations: (slot, incarnation, serving from, dead from).
@@ -214,6 +216,8 @@ pub struct RowMetrics {
     pub dead_clients: u32,
     /// Attempts in all.
     pub attempts: u64,
+    /// Decode-only fallbacks (local prefills for want of a prefill worker).
+    pub fallbacks: u64,
 }
 
 fn mean(xs: impl Iterator<Item = f64>) -> Option<f64> {
@@ -312,6 +316,7 @@ impl RunLog {
             },
             dead_clients: self.dead_clients,
             attempts: done.len() as u64,
+            fallbacks: self.fallbacks,
         }
     }
 }

@@ -68,6 +68,12 @@ pub struct ProcessProfile {
     pub worker_start: SimDuration,
     /// Standard deviation of the worker start [ns].
     pub worker_start_sd: SimDuration,
+    /// Whether SIGTERM reaches the component processes. In the suite's deployment YAMLs each
+    /// component runs as `args: "python3 -m dynamo.<component> ... | tee /tmp/vllm.log"`,
+    /// i.e. under `/bin/sh -c` as PID 1 (`components/backends/vllm/deploy/disagg.yaml`,
+    /// 0.3.x): the shell neither handles nor forwards SIGTERM, so a deleted pod's processes
+    /// keep running until the kubelet's SIGKILL. `false` here.
+    pub sigterm_reaches_process: bool,
     /// Frontend exit after SIGINT (no signal handler before Dynamo PR #3481: Python's
     /// KeyboardInterrupt ends it promptly) [ns].
     pub frontend_sigint_exit: SimDuration,
@@ -119,6 +125,33 @@ pub struct HarnessProfile {
     pub ready_poll: SimDuration,
 }
 
+/// Disaggregated serving: the KV hand-over from prefill to decode workers.
+#[derive(Clone, Debug)]
+pub struct DisaggProfile {
+    /// KV cache per prompt token [bytes] (the served model's; see `Timing`).
+    pub kv_bytes_per_token: f64,
+    /// Prefill→decode transfer bandwidth [bytes/s] (`model-facts.md` §2: the mocker's 64 GB/s).
+    pub kv_bandwidth: f64,
+    /// Fixed set-up of one transfer (`model-facts.md` §2: 0.5–2 ms with RDMA) [ns].
+    pub kv_setup: SimDuration,
+    /// Serial work on the decode worker to take in one remote prefill (transfer descriptors,
+    /// the KV read, re-admission of the request), one request at a time. Not published:
+    /// fitted ONCE to the disagg-tp-1-dp-1 baseline latency (1.99 s against 1.19 s
+    /// aggregated); the dp-2 baseline (1.47 s) then follows from the halved load per decode
+    /// worker [ns].
+    pub handoff: SimDuration,
+    /// The first KV transfer between a decode process and a prefill process pays a
+    /// connection set-up (NIXL agent metadata exchange and memory registration) on top of
+    /// the hand-off. Not published: fitted ONCE to the latency of the first 30 s of the
+    /// disaggregated rows (2.2 s dp-1, 1.77 s dp-2, against whole-run baselines of 1.99 s and
+    /// 1.47 s) [ns].
+    pub first_transfer: SimDuration,
+    /// Whether a prefill engine's death takes down a decode engine reading KV from it
+    /// (`ft-test-suite-k8s-a100.md`: "Prefill worker engine failure causes decode engine
+    /// failure").
+    pub prefill_death_kills_reader: bool,
+}
+
 /// Engine limits (vLLM / Dynamo mocker defaults, `model-facts.md` §2).
 #[derive(Clone, Debug)]
 pub struct EngineLimits {
@@ -161,6 +194,8 @@ pub struct Profile {
     pub process: ProcessProfile,
     /// The test harness.
     pub harness: HarnessProfile,
+    /// Disaggregated serving.
+    pub disagg: DisaggProfile,
 }
 
 const fn s(x: u64) -> SimDuration {
@@ -215,6 +250,7 @@ impl Profile {
                 frontend_start: ms(1_500),
                 worker_start: s(152),
                 worker_start_sd: ms(1_500),
+                sigterm_reaches_process: false,
                 frontend_sigint_exit: ms(300),
                 worker_shutdown: ms(500),
                 engine_monitor_period: s(2),
@@ -234,6 +270,14 @@ impl Profile {
                 exec_kill_delay: ms(800),
                 delete_delay: ms(1_500),
                 ready_poll: s(1),
+            },
+            disagg: DisaggProfile {
+                kv_bytes_per_token: 114_688.0,
+                kv_bandwidth: 64e9,
+                kv_setup: ms(1),
+                handoff: ms(270),
+                first_transfer: ms(1_600),
+                prefill_death_kills_reader: true,
             },
         }
     }

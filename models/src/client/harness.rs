@@ -177,7 +177,7 @@ impl Client {
             }
             ClientEvent::Listed => {
                 // The API lists existing frontend pods by name (a random suffix per pod).
-                kube.list(true, &mut self.listed);
+                kube.list(crate::scenario::Role::Frontend, &mut self.listed);
                 self.ready.clear();
                 let rest = self.part(self.p.pod_list, false);
                 if self.listed.is_empty() {

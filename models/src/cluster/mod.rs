@@ -13,7 +13,7 @@ use sim_core::{
 };
 
 use crate::client::{Client, ClientEvent, ClientParams};
-use crate::discovery::etcd::{notify_watchers, Etcd, EtcdEvent};
+use crate::discovery::etcd::{notify_watchers, Etcd, EtcdEvent, Watchers};
 use crate::engine::Engine;
 use crate::fault::inject::Runner;
 pub use crate::fault::inject::RunnerEvent;
@@ -22,7 +22,7 @@ use crate::k8s::kubelet::{Kube, KubeEvent, PodRole};
 use crate::metrics::{RowMetrics, RunLog};
 use crate::profile::Profile;
 use crate::router::{Random, RoundRobin, Router};
-use crate::scenario::{DeploymentSpec, FailureSpec, Load, RouterMode, Scenario};
+use crate::scenario::{DeploymentSpec, FailureSpec, Load, Role, RouterMode, Scenario};
 use crate::worker::{Worker, WorkerEvent, WorkerTimes};
 
 /// A signal sent to a process.
@@ -93,7 +93,7 @@ pub struct World {
     etcd: Etcd,
     clients: Vec<Client>,
     log: RunLog,
-    watch_delay: SimDuration,
+    watchers: Watchers,
 }
 
 impl Model for World {
@@ -117,7 +117,7 @@ impl Model for World {
             }
             Event::Etcd(EtcdEvent::LeaseExpired(inst)) => {
                 if let Some(w) = self.etcd.remove(inst) {
-                    notify_watchers(ctx, self.frontends.len() as u16, self.watch_delay, w);
+                    notify_watchers(ctx, self.watchers, w);
                 }
             }
             Event::Client(i, e) => {
@@ -162,10 +162,23 @@ pub fn run(
     let profile = Profile::builtin(&scenario.profile).expect("profile validated with the scenario");
     let streams = RngStreams::new(seed);
     let n_fe = deployment.frontend_count() as u16;
-    let n_w = deployment.dp as u16;
-    let roles: Vec<PodRole> = (0..n_fe)
-        .map(PodRole::Frontend)
-        .chain((0..n_w).map(PodRole::Worker))
+    let n_decode = deployment.dp as u16;
+    let n_prefill = deployment.prefill_count() as u16;
+    let n_w = n_decode + n_prefill;
+    // Pods: frontends, then decode workers, then prefill workers (worker slot i has pod
+    // n_fe + i).
+    let roles: Vec<(PodRole, Role)> = (0..n_fe)
+        .map(|i| (PodRole::Frontend(i), Role::Frontend))
+        .chain((0..n_w).map(|i| {
+            (
+                PodRole::Worker(i),
+                if i < n_decode {
+                    Role::Decode
+                } else {
+                    Role::Prefill
+                },
+            )
+        }))
         .collect();
     let kube = Kube::new(profile.kube.clone(), &roles, streams.stream("kube"));
     let fe_times = FrontendTimes {
@@ -184,26 +197,37 @@ pub fn run(
             Frontend::new(i, i, router, scenario.policies.migration_limit, fe_times)
         })
         .collect();
+    let d = &profile.disagg;
     let w_times = WorkerTimes {
         start: profile.process.worker_start,
         start_sd: profile.process.worker_start_sd,
         monitor_period: profile.process.engine_monitor_period,
         monitor: scenario.policies.engine_monitor,
-        watch_delay: profile.process.watch_delay,
         shutdown: profile.process.worker_shutdown,
+        kv_per_token_ns: d.kv_bytes_per_token / d.kv_bandwidth * 1e9,
+        kv_setup: d.kv_setup,
+        handoff: d.handoff,
+        first_transfer: d.first_transfer,
+        prefill_death_kills_reader: d.prefill_death_kills_reader,
+        sigterm_reaches_process: profile.process.sigterm_reaches_process,
     };
-    let timing = profile.timing.with_tp(deployment.tp);
+    let watchers = Watchers {
+        frontends: n_fe,
+        decode_workers: n_decode,
+        delay: profile.process.watch_delay,
+    };
+    let disagg = n_prefill > 0;
     let workers = (0..n_w)
         .map(|i| {
-            let engine = Engine::new(profile.engine.clone(), timing);
-            Worker::new(
-                i,
-                n_fe + i,
-                engine,
-                w_times,
-                n_fe,
-                streams.stream(&format!("worker/{i}")),
-            )
+            let prefill = i >= n_decode;
+            let tp = if prefill {
+                deployment.prefill_tp()
+            } else {
+                deployment.tp
+            };
+            let engine = Engine::new(profile.engine.clone(), profile.timing.with_tp(tp));
+            let rng = streams.stream(&format!("worker/{i}"));
+            Worker::new(i, n_fe + i, prefill, disagg, engine, w_times, watchers, rng)
         })
         .collect();
     let Load::Harness(h) = &scenario.load;
@@ -246,7 +270,7 @@ pub fn run(
         etcd: Etcd::new(profile.process.lease_ttl, profile.process.lease_keepalive),
         clients,
         log,
-        watch_delay: profile.process.watch_delay,
+        watchers,
     };
     let mut sim = Simulation::new(world);
     sim.schedule_at(SimTime::ZERO, Event::Runner(RunnerEvent::Deploy));

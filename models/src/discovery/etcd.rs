@@ -9,14 +9,17 @@ use sim_core::{Context, SimDuration, SimTime};
 
 use crate::cluster::Event;
 use crate::frontend::FrontendEvent;
+use crate::worker::WorkerEvent;
 
-/// A registered worker instance: worker slot and process incarnation.
+/// A registered worker instance: worker slot, process incarnation, and its pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Instance {
-    /// Worker slot (replica index).
+    /// Worker slot (index among all workers).
     pub slot: u16,
     /// Process incarnation of that slot.
     pub incarnation: u32,
+    /// Whether it serves prefill (a disaggregated prefill worker); else it serves the model.
+    pub prefill: bool,
 }
 
 /// Events handled by etcd.
@@ -92,15 +95,29 @@ impl Etcd {
     }
 }
 
-/// Delivers a watch event to every frontend after `delay`.
-pub fn notify_watchers(
-    ctx: &mut Context<Event>,
-    frontends: u16,
-    delay: SimDuration,
-    w: WatchEvent,
-) {
-    for fe in 0..frontends {
-        ctx.schedule_in(delay, Event::Frontend(fe, FrontendEvent::Watch(w)));
+/// Who watches which pool: frontends watch the decode (model) pool, decode workers the
+/// prefill pool.
+#[derive(Clone, Copy, Debug)]
+pub struct Watchers {
+    /// Frontends (indices `0..frontends`).
+    pub frontends: u16,
+    /// Decode workers (worker slots `0..decode_workers`).
+    pub decode_workers: u16,
+    /// Watch delivery delay [ns].
+    pub delay: SimDuration,
+}
+
+/// Delivers a watch event to the watchers of the instance's pool.
+pub fn notify_watchers(ctx: &mut Context<Event>, watchers: Watchers, w: WatchEvent) {
+    let (WatchEvent::Put(i) | WatchEvent::Delete(i)) = w;
+    if i.prefill {
+        for wk in 0..watchers.decode_workers {
+            ctx.schedule_in(watchers.delay, Event::Worker(wk, WorkerEvent::Watch(w)));
+        }
+    } else {
+        for fe in 0..watchers.frontends {
+            ctx.schedule_in(watchers.delay, Event::Frontend(fe, FrontendEvent::Watch(w)));
+        }
     }
 }
 
@@ -114,6 +131,7 @@ mod tests {
         let i = Instance {
             slot: 0,
             incarnation: 1,
+            prefill: false,
         };
         e.register(SimTime::ZERO + SimDuration::from_secs(100), i);
         let died = SimTime::ZERO + SimDuration::from_secs(113);

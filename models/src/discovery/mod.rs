@@ -1,3 +1,4 @@
 //! Service discovery: etcd leases and watches.
 
+pub mod client;
 pub mod etcd;

@@ -209,6 +209,18 @@ impl Engine {
         true
     }
 
+    /// Adds a request whose prompt KV was computed elsewhere and transferred in (a decode
+    /// worker of a disaggregated deployment): all but the last prompt token are present; the
+    /// engine computes that token and samples the first output token, then decodes.
+    pub fn submit_remote(&mut self, now: SimTime, id: u64, prompt: u32, output: u32) -> bool {
+        if !self.submit(now, id, prompt, output) {
+            return false;
+        }
+        let s = self.waiting.back_mut().expect("just submitted");
+        s.computed = prompt.saturating_sub(1);
+        true
+    }
+
     /// Drops a request (client gone, cancelled). Its KV is released when the step in progress
     /// ends. Returns whether it was inside.
     pub fn abort(&mut self, now: SimTime, id: u64) -> bool {
@@ -522,7 +534,8 @@ impl Engine {
             let target = before + desired;
             let mut w = self.waiting.pop_front().expect("front exists");
             let admitted = loop {
-                let hits: Vec<kv::CopyId> = (0..(before / bs) as usize)
+                let hit_blocks = if w.computed == 0 { before / bs } else { 0 };
+                let hits: Vec<kv::CopyId> = (0..hit_blocks as usize)
                     .map(|k| self.cached_block(&w, k).expect("hit still cached").0)
                     .collect();
                 if Self::allocate(&mut self.pool, &mut w, target, &hits, bs) {

@@ -74,7 +74,7 @@ impl Runner {
     /// `pods[x % num_pods]` of `get_pods`.
     fn pod_slot(&self, kube: &Kube, role: Role, index: u32) -> Option<u16> {
         let mut pods = Vec::new();
-        kube.list(role == Role::Frontend, &mut pods);
+        kube.list(role, &mut pods);
         pods.get(index as usize).map(|&(slot, _)| slot)
     }
 

@@ -9,22 +9,22 @@
 //!   request, and the instance is dropped from the router at once (`push_router.rs`
 //!   `report_instance_down`); a reconcile every 5 s restores it while it is still registered
 //!   (`model-facts.md` §3). With `migration_limit > 0` the request is re-sent instead.
-//! - It has no SIGTERM handler before Dynamo PR #3481 (Oct 2025): a deleted pod's frontend
-//!   keeps serving until SIGKILL. SIGINT (the suite's `frontend` failure) ends it promptly.
+//! - SIGTERM does not reach it in the suite's deployments (a `/bin/sh -c` PID 1), and it had
+//!   no SIGTERM handler before Dynamo PR #3481 (Oct 2025) anyway: a deleted pod's frontend
+//!   keeps serving until SIGKILL. SIGINT (the suite's `frontend` failure, sent to the Python
+//!   process itself) ends it promptly.
 //! - `/health` reports healthy only with at least one instance, which gates its readiness probe.
 
 use sim_core::{Context, SimDuration};
 
 use crate::client::ClientEvent;
 use crate::cluster::{Event, Sig};
+use crate::discovery::client::{DiscoveryClient, RECONCILE};
 use crate::discovery::etcd::{Etcd, Instance, WatchEvent};
 use crate::k8s::kubelet::{KubeEvent, ProcessSignal};
 use crate::metrics::{Outcome, ReadyLine, RunLog};
 use crate::router::Router;
 use crate::worker::WorkerEvent;
-
-/// Reconcile period of the discovery client [ns] (`model-facts.md` §3: 5 s).
-const RECONCILE: SimDuration = SimDuration::from_secs(5);
 
 /// Events handled by a frontend.
 #[derive(Clone, Copy, Debug)]
@@ -120,9 +120,7 @@ pub struct Frontend {
     pod: u16,
     gen: u32,
     phase: Phase,
-    instances: Vec<Instance>,
-    down: Vec<Instance>,
-    router: Box<dyn Router>,
+    workers: DiscoveryClient,
     inflight: Vec<Inflight>,
     migration_limit: u32,
     times: FrontendTimes,
@@ -142,9 +140,7 @@ impl Frontend {
             pod,
             gen: 0,
             phase: Phase::Down,
-            instances: Vec::new(),
-            down: Vec::new(),
-            router,
+            workers: DiscoveryClient::new(false, router),
             inflight: Vec::new(),
             migration_limit,
             times,
@@ -158,7 +154,7 @@ impl Frontend {
 
     /// `/health` as the readiness probe sees it.
     pub fn healthy(&self) -> bool {
-        self.phase == Phase::Serving && !self.instances.is_empty()
+        self.phase == Phase::Serving && self.workers.any()
     }
 
     fn answer(
@@ -176,24 +172,10 @@ impl Frontend {
     }
 
     fn route(&mut self, ctx: &mut Context<Event>, f: Inflight) -> Result<(), Outcome> {
-        if self.instances.is_empty() {
+        if !self.workers.any() {
             return Err(Outcome::ModelNotFound);
         }
-        let live: usize = self
-            .instances
-            .iter()
-            .filter(|i| !self.down.contains(i))
-            .count();
-        if live == 0 {
-            return Err(Outcome::ServerError);
-        }
-        let k = self.router.pick(live);
-        let instance = *self
-            .instances
-            .iter()
-            .filter(|i| !self.down.contains(i))
-            .nth(k)
-            .expect("k < live");
+        let instance = self.workers.pick().ok_or(Outcome::ServerError)?;
         let f = Inflight { instance, ..f };
         self.inflight.push(f);
         ctx.schedule_now(Event::Worker(
@@ -214,13 +196,12 @@ impl Frontend {
         Some(self.inflight.swap_remove(i))
     }
 
-    fn set_instances_changed(&mut self, was_empty: bool, ctx: &Context<Event>, log: &mut RunLog) {
-        if was_empty && !self.instances.is_empty() && self.phase == Phase::Serving {
-            log.ready_lines.push(ReadyLine {
-                at: ctx.now(),
-                frontend: true,
-            });
-        }
+    /// Logs "added model" (a ready line) when the model becomes available.
+    fn added_model(&self, ctx: &Context<Event>, log: &mut RunLog) {
+        log.ready_lines.push(ReadyLine {
+            at: ctx.now(),
+            frontend: true,
+        });
     }
 
     /// Handles an event.
@@ -260,9 +241,10 @@ impl Frontend {
                     return;
                 }
                 self.phase = Phase::Serving;
-                self.instances = etcd.instances().collect();
-                self.down.clear();
-                self.set_instances_changed(true, ctx, log);
+                self.workers.reset(etcd);
+                if self.workers.any() {
+                    self.added_model(ctx, log);
+                }
                 ctx.schedule_in(
                     RECONCILE,
                     Event::Frontend(self.idx, FrontendEvent::Reconcile { gen }),
@@ -295,6 +277,7 @@ impl Frontend {
                     instance: Instance {
                         slot: 0,
                         incarnation: 0,
+                        prefill: false,
                     },
                     prompt,
                     output,
@@ -322,9 +305,7 @@ impl Frontend {
                 generated,
             } => {
                 let Some(f) = self.take(attempt) else { return };
-                if !self.down.contains(&instance) && self.instances.contains(&instance) {
-                    self.down.push(instance);
-                }
+                self.workers.report_down(instance);
                 if f.migrations_left > 0 {
                     let g = Inflight {
                         generated: f.generated + generated,
@@ -344,30 +325,17 @@ impl Frontend {
                 );
             }
             FrontendEvent::Watch(w) => {
-                if self.phase != Phase::Serving {
-                    return; // a starting frontend reads etcd when it comes up
+                // A starting frontend reads etcd when it comes up.
+                if self.phase == Phase::Serving && self.workers.watch(w) {
+                    self.added_model(ctx, log);
                 }
-                let was_empty = self.instances.is_empty();
-                match w {
-                    WatchEvent::Put(i) => {
-                        if !self.instances.contains(&i) {
-                            self.instances.push(i);
-                            self.instances.sort();
-                        }
-                    }
-                    WatchEvent::Delete(i) => {
-                        self.instances.retain(|x| *x != i);
-                        self.down.retain(|x| *x != i);
-                    }
-                }
-                self.set_instances_changed(was_empty, ctx, log);
             }
             FrontendEvent::Reconcile { gen } => {
                 if gen != self.gen || self.phase != Phase::Serving {
                     return;
                 }
                 // Instances dropped on an error come back while still registered.
-                self.down.retain(|d| !etcd.instances().any(|i| i == *d));
+                self.workers.reconcile(etcd);
                 ctx.schedule_in(
                     RECONCILE,
                     Event::Frontend(self.idx, FrontendEvent::Reconcile { gen }),
@@ -406,8 +374,7 @@ impl Frontend {
                 },
             ));
         }
-        self.instances.clear();
-        self.down.clear();
+        self.workers.clear();
         ctx.schedule_now(Event::Kube(KubeEvent::ContainerExited {
             pod: self.pod,
             gen: self.gen,

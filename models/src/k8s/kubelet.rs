@@ -15,6 +15,7 @@ use sim_core::{Context, SimDuration, SimRng, SimTime};
 
 use crate::cluster::{Event, Sig};
 use crate::profile::{KubeProfile, ProbeSpec};
+use crate::scenario::Role;
 
 /// Events handled by the kubelet (and the API server's pod registry).
 #[derive(Clone, Copy, Debug)]
@@ -98,6 +99,8 @@ pub enum PodRole {
 pub struct Pod {
     /// What it runs.
     pub role: PodRole,
+    /// Its deployment role (frontend, decode or prefill), as the pods are labelled.
+    pub kind: Role,
     /// Incarnation of the pod in this slot (a replacement pod has a new one).
     pub uid: u32,
     /// Whether the API server lists it.
@@ -128,11 +131,12 @@ pub struct Kube {
 
 impl Kube {
     /// Pods for `roles`, none created yet.
-    pub fn new(cfg: KubeProfile, roles: &[PodRole], rng: SimRng) -> Self {
+    pub fn new(cfg: KubeProfile, roles: &[(PodRole, Role)], rng: SimRng) -> Self {
         let pods = roles
             .iter()
-            .map(|&role| Pod {
+            .map(|&(role, kind)| Pod {
                 role,
+                kind,
                 uid: 0,
                 exists: false,
                 gen: 0,
@@ -164,12 +168,12 @@ impl Kube {
         (self.pods[slot as usize].name_key, slot, uid)
     }
 
-    /// The existing pods whose role matches, as the API server lists them (by name):
+    /// The existing pods of a deployment role, as the API server lists them (by name):
     /// (slot, uid).
-    pub fn list(&self, frontends: bool, out: &mut Vec<(u16, u32)>) {
+    pub fn list(&self, kind: Role, out: &mut Vec<(u16, u32)>) {
         out.clear();
         for (slot, pod) in self.pods.iter().enumerate() {
-            if pod.exists && matches!(pod.role, PodRole::Frontend(_)) == frontends {
+            if pod.exists && pod.kind == kind {
                 out.push((slot as u16, pod.uid));
             }
         }

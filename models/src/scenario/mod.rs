@@ -71,7 +71,8 @@ pub enum Mode {
     /// Aggregated: each worker prefills and decodes.
     #[default]
     Agg,
-    /// Disaggregated prefill and decode pools (not simulated yet).
+    /// Disaggregated: a decode pool and a prefill pool; decode workers send remote
+    /// prefills and fall back to local prefill when no prefill worker is available.
     Disagg,
 }
 
@@ -96,6 +97,13 @@ pub struct DeploymentSpec {
     /// (`ft-test-suite-k8s-a100.md`, dp-2 diagrams), which is the default here.
     #[serde(default)]
     pub frontends: Option<u32>,
+    /// Prefill worker replicas of a disaggregated deployment (default: `dp`, as the suite
+    /// deploys them).
+    #[serde(default)]
+    pub prefill_dp: Option<u32>,
+    /// Tensor-parallel GPUs per prefill worker (default: `tp`).
+    #[serde(default)]
+    pub prefill_tp: Option<u32>,
 }
 
 impl DeploymentSpec {
@@ -112,6 +120,19 @@ impl DeploymentSpec {
     /// Frontend replicas.
     pub fn frontend_count(&self) -> u32 {
         self.frontends.unwrap_or(self.dp)
+    }
+
+    /// Prefill worker replicas (0 for an aggregated deployment).
+    pub fn prefill_count(&self) -> u32 {
+        match self.mode {
+            Mode::Agg => 0,
+            Mode::Disagg => self.prefill_dp.unwrap_or(self.dp),
+        }
+    }
+
+    /// Tensor-parallel GPUs per prefill worker.
+    pub fn prefill_tp(&self) -> u32 {
+        self.prefill_tp.unwrap_or(self.tp)
     }
 }
 
@@ -509,10 +530,24 @@ impl Scenario {
             if d.frontend_count() == 0 {
                 return err(&at("frontends"), "at least 1 frontend");
             }
-            if d.mode == Mode::Disagg {
+            if d.mode == Mode::Disagg && d.prefill_count() == 0 {
                 return err(
-                    &at("mode"),
-                    "`agg` (disaggregated serving is not simulated yet)",
+                    &at("prefill_dp"),
+                    "at least 1 prefill worker in a disaggregated deployment",
+                );
+            }
+            if d.mode == Mode::Disagg && d.prefill_tp() == 0 {
+                return err(&at("prefill_tp"), "at least 1 GPU per prefill worker");
+            }
+            if d.mode == Mode::Agg && (d.prefill_dp.is_some() || d.prefill_tp.is_some()) {
+                let f = if d.prefill_dp.is_some() {
+                    "prefill_dp"
+                } else {
+                    "prefill_tp"
+                };
+                return err(
+                    &at(f),
+                    "no prefill pool settings on an aggregated deployment (`mode: disagg` has one)",
                 );
             }
         }
@@ -579,6 +614,7 @@ impl Scenario {
                 let replicas = match role {
                     Role::Frontend => d.frontend_count(),
                     Role::Decode => d.dp,
+                    Role::Prefill if d.prefill_count() > 0 => d.prefill_count(),
                     Role::Prefill => {
                         return err(
                             &at("kind"),

@@ -1,26 +1,39 @@
 //! A Dynamo worker process (`dynamo.vllm` and its engine-core sub-process) in one worker pod:
 //! model load, registration in etcd under a lease, serving through the batching engine, and
-//! the ways it dies.
+//! the ways it dies. A worker is an aggregated/decode worker or a disaggregated prefill worker.
 //!
 //! - SIGKILL of the main process: the container exits; its lease expires TTL after the last
 //!   keep-alive; streams in flight break at once (the frontend sees "stream ended").
-//! - SIGTERM (pod deletion): Dynamo's graceful shutdown revokes the lease at once and, for
-//!   decode workers, drops in-flight requests (`graceful_shutdown=False` in the vLLM worker's
-//!   `main.py`, mid-2025), then exits.
+//! - SIGTERM (pod deletion): in the suite's deployments it never reaches the process (a
+//!   `/bin/sh -c` PID 1, see `profile::ProcessProfile::sigterm_reaches_process`), which runs
+//!   on until the kubelet's SIGKILL 2 s later. Where it does arrive, Dynamo's graceful
+//!   shutdown revokes the lease at once and, for decode workers, drops in-flight requests
+//!   (`graceful_shutdown=False` in the vLLM worker's `main.py`, mid-2025), then exits.
 //! - Engine-core death: the engine stops; the engine monitor notices at its next poll
 //!   (every 2 s, `engine_monitor.py`), shuts the runtime down (lease revoked, streams ended)
 //!   and exits 1 so Kubernetes restarts the container. Without the monitor (older releases)
 //!   requests hang until the client's timeout and the instance stays registered.
+//!
+//! Disaggregated serving (`model-facts.md` §2–3): a decode worker sends each request's prefill
+//! to a prefill worker it found through discovery (round-robin), receives the KV (transfer
+//! time = bytes / bandwidth + set-up), takes it in through a serial hand-off, and decodes.
+//! With no prefill worker registered it prefills locally and counts a fallback. A prefill
+//! worker's death fails its remote prefills; the decode worker drops that instance until the
+//! reconcile finds it registered again. When a prefill ENGINE dies, KV reads from it fail: a
+//! decode worker reading from it at that moment loses its own engine (the published
+//! observation "prefill worker engine failure causes decode engine failure").
 
 use rand_distr::{Distribution, Normal};
 use sim_core::{Context, EventKey, SimDuration, SimRng, SimTime};
 
 use crate::cluster::{Event, Sig};
-use crate::discovery::etcd::{notify_watchers, Etcd, EtcdEvent, Instance};
+use crate::discovery::client::{DiscoveryClient, RECONCILE};
+use crate::discovery::etcd::{notify_watchers, Etcd, EtcdEvent, Instance, WatchEvent, Watchers};
 use crate::engine::{Engine, Output};
 use crate::frontend::FrontendEvent;
 use crate::k8s::kubelet::{KubeEvent, ProcessSignal};
 use crate::metrics::{ReadyLine, RunLog};
+use crate::router::RoundRobin;
 
 /// Tells frontend `fe` that `instance`'s stream for `attempt` broke.
 fn stream_error(ctx: &mut Context<Event>, fe: u16, attempt: u64, instance: Instance) {
@@ -72,6 +85,56 @@ pub enum WorkerEvent {
         /// The instance it was sent to.
         incarnation: u32,
     },
+    /// To a prefill worker: prefill this prompt for a decode worker.
+    RemotePrefill {
+        /// Attempt id.
+        attempt: u64,
+        /// The decode worker asking.
+        decode: Instance,
+        /// The prefill instance meant.
+        incarnation: u32,
+        /// Prompt tokens.
+        prompt: u32,
+    },
+    /// To a decode worker: the KV of a remote prefill has arrived.
+    PrefillDone {
+        /// Attempt id.
+        attempt: u64,
+        /// The decode incarnation that asked.
+        incarnation: u32,
+        /// The prefill instance that computed it.
+        from: Instance,
+    },
+    /// To a decode worker: a remote prefill failed (the prefill worker died or was gone).
+    PrefillFailed {
+        /// Attempt id.
+        attempt: u64,
+        /// The decode incarnation that asked.
+        incarnation: u32,
+        /// The prefill instance it was sent to.
+        from: Instance,
+    },
+    /// A decode worker's serial hand-off of a remote prefill is done: the request enters the
+    /// engine.
+    Ingested {
+        /// Attempt id.
+        attempt: u64,
+        /// Container generation.
+        gen: u32,
+    },
+    /// To a decode worker: the engine of prefill instance `from` died; KV reads from it fail.
+    PrefillEngineLost {
+        /// The prefill instance.
+        from: Instance,
+    },
+    /// A discovery watch event of the prefill pool (decode workers of a disaggregated
+    /// deployment).
+    Watch(WatchEvent),
+    /// Periodic discovery reconcile of the prefill pool.
+    Reconcile {
+        /// Container generation.
+        gen: u32,
+    },
     /// SIGKILL to the engine-core sub-process.
     KillEngineCore {
         /// Container generation.
@@ -99,7 +162,35 @@ enum Phase {
     Stopping,
 }
 
-/// Start-up and detection times of a worker.
+/// Where a request a worker holds stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// In this worker's engine.
+    Engine,
+    /// A decode worker waits for its remote prefill at `Instance`.
+    Prefilling(Instance),
+    /// A decode worker takes in the KV computed by `Instance`.
+    Ingesting(Instance),
+}
+
+/// A request a worker holds.
+#[derive(Clone, Copy, Debug)]
+struct Held {
+    attempt: u64,
+    /// The frontend (decode work) or the decode instance (prefill work) to answer.
+    to: Peer,
+    prompt: u32,
+    output: u32,
+    stage: Stage,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Peer {
+    Frontend(u16),
+    Decode(Instance),
+}
+
+/// Start-up, detection and disaggregation times of a worker.
 #[derive(Clone, Copy, Debug)]
 pub struct WorkerTimes {
     /// Container start to serving, mean [ns].
@@ -110,52 +201,77 @@ pub struct WorkerTimes {
     pub monitor_period: SimDuration,
     /// Whether the engine monitor runs.
     pub monitor: bool,
-    /// Watch delivery delay [ns].
-    pub watch_delay: SimDuration,
     /// Runtime shutdown to exit [ns].
     pub shutdown: SimDuration,
+    /// KV transfer of one prompt token from prefill to decode [ns per token].
+    pub kv_per_token_ns: f64,
+    /// Fixed set-up of one KV transfer [ns].
+    pub kv_setup: SimDuration,
+    /// Serial hand-off of one remote prefill on the decode worker [ns].
+    pub handoff: SimDuration,
+    /// Extra hand-off time of the first transfer from a prefill process [ns].
+    pub first_transfer: SimDuration,
+    /// Whether a prefill engine's death takes down a decode engine reading KV from it.
+    pub prefill_death_kills_reader: bool,
+    /// Whether SIGTERM reaches the process (else it runs on until SIGKILL).
+    pub sigterm_reaches_process: bool,
 }
 
 /// One worker process and its engine.
 pub struct Worker {
     idx: u16,
     pod: u16,
+    prefill_role: bool,
     gen: u32,
     phase: Phase,
     incarnation: u32,
-    started_at: SimTime,
     engine: Engine,
-    inflight: Vec<(u64, u16)>,
+    held: Vec<Held>,
     wake: Option<(EventKey, SimTime)>,
     start_pending: bool,
+    /// The prefill pool as a decode worker of a disaggregated deployment sees it.
+    prefill: Option<DiscoveryClient>,
+    /// When the serial hand-off is free again.
+    handoff_free: SimTime,
+    /// Prefill processes this process has received KV from (connections set up).
+    connected: Vec<Instance>,
     times: WorkerTimes,
-    frontends: u16,
+    watchers: Watchers,
     rng: SimRng,
 }
 
 impl Worker {
-    /// A worker (not started) for worker index `idx` in pod slot `pod`.
+    /// A worker (not started) in slot `idx` (its pod is `pod`). `prefill_role` makes it a
+    /// prefill worker; `disagg` gives a decode worker a prefill pool to use.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         idx: u16,
         pod: u16,
+        prefill_role: bool,
+        disagg: bool,
         engine: Engine,
         times: WorkerTimes,
-        frontends: u16,
+        watchers: Watchers,
         rng: SimRng,
     ) -> Self {
+        let prefill = (disagg && !prefill_role)
+            .then(|| DiscoveryClient::new(true, Box::new(RoundRobin::default())));
         Worker {
             idx,
             pod,
+            prefill_role,
             gen: 0,
             phase: Phase::Down,
             incarnation: 0,
-            started_at: SimTime::ZERO,
             engine,
-            inflight: Vec::new(),
+            held: Vec::new(),
             wake: None,
             start_pending: false,
+            prefill,
+            handoff_free: SimTime::ZERO,
+            connected: Vec::new(),
             times,
-            frontends,
+            watchers,
             rng,
         }
     }
@@ -169,7 +285,12 @@ impl Worker {
         Instance {
             slot: self.idx,
             incarnation: self.incarnation,
+            prefill: self.prefill_role,
         }
+    }
+
+    fn find(&self, attempt: u64) -> Option<usize> {
+        self.held.iter().position(|h| h.attempt == attempt)
     }
 
     fn sync_wake(&mut self, ctx: &mut Context<Event>) {
@@ -196,17 +317,51 @@ impl Worker {
         }
     }
 
-    /// Breaks every stream in flight (the frontends see it at once) and empties the engine.
-    fn drop_inflight(&mut self, ctx: &mut Context<Event>) {
-        let instance = self.instance();
+    /// Tells whoever waits for `h` that it failed here.
+    fn fail(&self, ctx: &mut Context<Event>, h: Held) {
+        match h.to {
+            Peer::Frontend(fe) => stream_error(ctx, fe, h.attempt, self.instance()),
+            Peer::Decode(d) => {
+                let e = WorkerEvent::PrefillFailed {
+                    attempt: h.attempt,
+                    incarnation: d.incarnation,
+                    from: self.instance(),
+                };
+                ctx.schedule_now(Event::Worker(d.slot, e));
+            }
+        }
+    }
+
+    /// Breaks every request held (the peers see it at once) and empties the engine.
+    fn drop_held(&mut self, ctx: &mut Context<Event>) {
         let _ = self.engine.kill();
         self.start_pending = false;
-        for (attempt, fe) in self.inflight.drain(..) {
-            stream_error(ctx, fe, attempt, instance);
+        for h in std::mem::take(&mut self.held) {
+            self.fail(ctx, h);
         }
         if let Some((k, _)) = self.wake.take() {
             ctx.cancel(k);
         }
+    }
+
+    /// Puts a request into the engine (local prefill, or after a remote one).
+    fn admit(&mut self, ctx: &mut Context<Event>, i: usize, remote: bool) -> bool {
+        let h = self.held[i];
+        let now = ctx.now();
+        let ok = if remote {
+            self.engine
+                .submit_remote(now, h.attempt, h.prompt, h.output)
+        } else {
+            self.engine.submit(now, h.attempt, h.prompt, h.output)
+        };
+        if ok {
+            self.held[i].stage = Stage::Engine;
+            self.sync_wake(ctx);
+        } else {
+            let h = self.held.swap_remove(i);
+            self.fail(ctx, h);
+        }
+        ok
     }
 
     /// Handles an event.
@@ -221,7 +376,6 @@ impl Worker {
             WorkerEvent::Process(ProcessSignal::Start { gen }) => {
                 self.gen = gen;
                 self.phase = Phase::Loading;
-                self.started_at = ctx.now();
                 let mean = self.times.start.as_secs_f64();
                 let sd = self.times.start_sd.as_secs_f64();
                 let load = Normal::new(mean, sd)
@@ -245,7 +399,14 @@ impl Worker {
                 log.incarnations
                     .push((self.idx, self.incarnation, ctx.now(), None));
                 let w = etcd.register(ctx.now(), self.instance());
-                notify_watchers(ctx, self.frontends, self.times.watch_delay, w);
+                notify_watchers(ctx, self.watchers, w);
+                if let Some(p) = &mut self.prefill {
+                    p.reset(etcd);
+                    ctx.schedule_in(
+                        RECONCILE,
+                        Event::Worker(self.idx, WorkerEvent::Reconcile { gen }),
+                    );
+                }
                 if self.times.monitor {
                     ctx.schedule_in(
                         self.times.monitor_period,
@@ -260,18 +421,39 @@ impl Worker {
                 }
                 self.wake = None;
                 let now = ctx.now();
-                let inst = self.instance();
+                let me = self.instance();
                 for &o in self.engine.wakeup(now) {
                     match o {
-                        Output::FirstToken(id) => log.first_token(id, now),
+                        Output::FirstToken(id) => {
+                            if !self.prefill_role {
+                                log.first_token(id, now);
+                            }
+                        }
                         Output::Finished(id) => {
-                            if let Some(i) = self.inflight.iter().position(|x| x.0 == id) {
-                                let (attempt, fe) = self.inflight.swap_remove(i);
-                                log.served(attempt, (inst.slot, inst.incarnation), now);
-                                ctx.schedule_now(Event::Frontend(
-                                    fe,
-                                    FrontendEvent::WorkerDone { attempt },
-                                ));
+                            let Some(i) = self.held.iter().position(|h| h.attempt == id) else {
+                                continue;
+                            };
+                            let h = self.held.swap_remove(i);
+                            match h.to {
+                                Peer::Frontend(fe) => {
+                                    log.served(id, (me.slot, me.incarnation), now);
+                                    ctx.schedule_now(Event::Frontend(
+                                        fe,
+                                        FrontendEvent::WorkerDone { attempt: id },
+                                    ));
+                                }
+                                Peer::Decode(d) => {
+                                    // The KV goes to the decode worker.
+                                    let ns = self.times.kv_per_token_ns * f64::from(h.prompt);
+                                    let t = self.times.kv_setup
+                                        + SimDuration::from_nanos(ns.round() as u64);
+                                    let e = WorkerEvent::PrefillDone {
+                                        attempt: id,
+                                        incarnation: d.incarnation,
+                                        from: me,
+                                    };
+                                    ctx.schedule_in(t, Event::Worker(d.slot, e));
+                                }
                             }
                         }
                     }
@@ -296,40 +478,120 @@ impl Worker {
                 prompt,
                 output,
             } => {
-                match self.phase {
-                    Phase::Serving
-                        if incarnation == self.incarnation
-                            && self.engine.submit(ctx.now(), attempt, prompt, output) =>
-                    {
-                        self.inflight.push((attempt, fe));
-                        self.sync_wake(ctx);
-                        return;
-                    }
-                    // A dead engine whose death nobody noticed: the request hangs.
-                    Phase::EngineDead if incarnation == self.incarnation && !self.times.monitor => {
-                        self.inflight.push((attempt, fe));
-                        return;
-                    }
-                    _ => {}
-                }
-                // Nobody serves that instance any more ("no responders").
-                let instance = Instance {
-                    slot: self.idx,
-                    incarnation,
+                let h = Held {
+                    attempt,
+                    to: Peer::Frontend(fe),
+                    prompt,
+                    output,
+                    stage: Stage::Engine,
                 };
-                stream_error(ctx, fe, attempt, instance);
+                self.take_work(ctx, h, incarnation, log);
+            }
+            WorkerEvent::RemotePrefill {
+                attempt,
+                decode,
+                incarnation,
+                prompt,
+            } => {
+                let h = Held {
+                    attempt,
+                    to: Peer::Decode(decode),
+                    prompt,
+                    output: 1,
+                    stage: Stage::Engine,
+                };
+                self.take_work(ctx, h, incarnation, log);
+            }
+            WorkerEvent::PrefillDone {
+                attempt,
+                incarnation,
+                from,
+            } => {
+                if incarnation != self.incarnation || self.phase != Phase::Serving {
+                    return;
+                }
+                let Some(i) = self.find(attempt) else { return };
+                // The serial hand-off: one remote prefill at a time; the first from a prefill
+                // process also sets the connection up.
+                let start = self.handoff_free.max(ctx.now());
+                let mut took = self.times.handoff;
+                if !self.connected.contains(&from) {
+                    self.connected.push(from);
+                    took += self.times.first_transfer;
+                }
+                self.handoff_free = start + took;
+                self.held[i].stage = Stage::Ingesting(from);
+                let e = WorkerEvent::Ingested {
+                    attempt,
+                    gen: self.gen,
+                };
+                ctx.schedule_at(self.handoff_free, Event::Worker(self.idx, e));
+            }
+            WorkerEvent::Ingested { attempt, gen } => {
+                if gen != self.gen || self.phase != Phase::Serving {
+                    return;
+                }
+                if let Some(i) = self.find(attempt) {
+                    if matches!(self.held[i].stage, Stage::Ingesting(_)) {
+                        self.admit(ctx, i, true);
+                    }
+                }
+            }
+            WorkerEvent::PrefillFailed {
+                attempt,
+                incarnation,
+                from,
+            } => {
+                if incarnation != self.incarnation {
+                    return;
+                }
+                if let Some(p) = &mut self.prefill {
+                    p.report_down(from);
+                }
+                if let Some(i) = self.find(attempt) {
+                    let h = self.held.swap_remove(i);
+                    self.fail(ctx, h);
+                }
+            }
+            WorkerEvent::PrefillEngineLost { from } => {
+                let reading = self.held.iter().any(|h| h.stage == Stage::Ingesting(from));
+                if self.phase == Phase::Serving && reading && self.times.prefill_death_kills_reader
+                {
+                    self.phase = Phase::EngineDead;
+                    if let Some((k, _)) = self.wake.take() {
+                        ctx.cancel(k);
+                    }
+                }
+            }
+            WorkerEvent::Watch(w) => {
+                if let (Some(p), Phase::Serving) = (&mut self.prefill, self.phase) {
+                    p.watch(w);
+                }
+            }
+            WorkerEvent::Reconcile { gen } => {
+                if gen != self.gen || self.phase != Phase::Serving {
+                    return;
+                }
+                if let Some(p) = &mut self.prefill {
+                    p.reconcile(etcd);
+                }
+                ctx.schedule_in(
+                    RECONCILE,
+                    Event::Worker(self.idx, WorkerEvent::Reconcile { gen }),
+                );
             }
             WorkerEvent::Cancel {
                 attempt,
                 incarnation,
             } => {
-                if incarnation == self.incarnation {
-                    if let Some(i) = self.inflight.iter().position(|x| x.0 == attempt) {
-                        self.inflight.swap_remove(i);
-                        if self.phase == Phase::Serving {
-                            self.engine.abort(ctx.now(), attempt);
-                            self.sync_wake(ctx);
-                        }
+                if incarnation != self.incarnation {
+                    return;
+                }
+                if let Some(i) = self.find(attempt) {
+                    let h = self.held.swap_remove(i);
+                    if self.phase == Phase::Serving && h.stage == Stage::Engine {
+                        self.engine.abort(ctx.now(), attempt);
+                        self.sync_wake(ctx);
                     }
                 }
             }
@@ -347,9 +609,10 @@ impl Worker {
                                 );
                             }
                         }
-                        self.drop_inflight(ctx);
+                        self.drop_held(ctx);
                         self.exit(ctx, log);
                     }
+                    Sig::Term if !self.times.sigterm_reaches_process => {}
                     Sig::Term | Sig::Int => self.shutdown(ctx, etcd),
                 }
             }
@@ -360,6 +623,15 @@ impl Worker {
                 self.phase = Phase::EngineDead;
                 if let Some((k, _)) = self.wake.take() {
                     ctx.cancel(k);
+                }
+                if self.prefill_role {
+                    // KV reads from this engine fail now.
+                    for d in 0..self.watchers.decode_workers {
+                        let e = WorkerEvent::PrefillEngineLost {
+                            from: self.instance(),
+                        };
+                        ctx.schedule_now(Event::Worker(d, e));
+                    }
                 }
             }
             WorkerEvent::MonitorPoll { gen } => {
@@ -385,14 +657,68 @@ impl Worker {
         }
     }
 
+    /// A request arrives for instance `incarnation` of this worker: a decode worker with a
+    /// prefill pool sends the prefill away; otherwise the engine takes it.
+    fn take_work(&mut self, ctx: &mut Context<Event>, h: Held, incarnation: u32, log: &mut RunLog) {
+        match self.phase {
+            Phase::Serving if incarnation == self.incarnation => {
+                self.held.push(h);
+                let i = self.held.len() - 1;
+                let me = self.instance();
+                match self.prefill.as_mut().map(|p| p.pick()) {
+                    Some(Some(to)) => {
+                        self.held[i].stage = Stage::Prefilling(to);
+                        let e = WorkerEvent::RemotePrefill {
+                            attempt: h.attempt,
+                            decode: me,
+                            incarnation: to.incarnation,
+                            prompt: h.prompt,
+                        };
+                        ctx.schedule_now(Event::Worker(to.slot, e));
+                    }
+                    Some(None) => {
+                        // No prefill worker: decode-only fallback.
+                        log.fallbacks += 1;
+                        self.admit(ctx, i, false);
+                    }
+                    None => {
+                        self.admit(ctx, i, false);
+                    }
+                }
+            }
+            // A dead engine whose death nobody noticed: the request hangs.
+            Phase::EngineDead if incarnation == self.incarnation && !self.times.monitor => {
+                self.held.push(h);
+            }
+            _ => {
+                // Nobody serves that instance any more ("no responders").
+                let me = Instance {
+                    incarnation,
+                    ..self.instance()
+                };
+                match h.to {
+                    Peer::Frontend(fe) => stream_error(ctx, fe, h.attempt, me),
+                    Peer::Decode(d) => {
+                        let e = WorkerEvent::PrefillFailed {
+                            attempt: h.attempt,
+                            incarnation: d.incarnation,
+                            from: me,
+                        };
+                        ctx.schedule_now(Event::Worker(d.slot, e));
+                    }
+                }
+            }
+        }
+    }
+
     /// Runtime shutdown: the lease is revoked, streams end, the process exits shortly after.
     fn shutdown(&mut self, ctx: &mut Context<Event>, etcd: &mut Etcd) {
         if matches!(self.phase, Phase::Serving | Phase::EngineDead) {
             if let Some(w) = etcd.remove(self.instance()) {
-                notify_watchers(ctx, self.frontends, self.times.watch_delay, w);
+                notify_watchers(ctx, self.watchers, w);
             }
         }
-        self.drop_inflight(ctx);
+        self.drop_held(ctx);
         self.phase = Phase::Stopping;
         let gen = self.gen;
         ctx.schedule_in(
@@ -410,6 +736,11 @@ impl Worker {
         {
             rec.3 = Some(ctx.now());
         }
+        if let Some(p) = &mut self.prefill {
+            p.clear();
+        }
+        self.connected.clear();
+        self.handoff_free = SimTime::ZERO;
         self.phase = Phase::Down;
         ctx.schedule_now(Event::Kube(KubeEvent::ContainerExited {
             pod: self.pod,

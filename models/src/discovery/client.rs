@@ -1,0 +1,150 @@
+//! The discovery client a component keeps: the instances of one pool it learned from the
+//! etcd watch, those it dropped after an error (`push_router.rs` `report_instance_down`:
+//! "no responders" or a broken stream removes an instance at once), and the router that
+//! picks among the live ones. A reconcile every 5 s restores dropped instances that are
+//! still registered (`model-facts.md` §3).
+
+use sim_core::SimDuration;
+
+use crate::discovery::etcd::{Etcd, Instance, WatchEvent};
+use crate::router::Router;
+
+/// Reconcile period of the discovery client [ns] (`model-facts.md` §3: 5 s).
+pub const RECONCILE: SimDuration = SimDuration::from_secs(5);
+
+/// Instances of one pool as a component sees them.
+pub struct DiscoveryClient {
+    /// Which pool it follows.
+    prefill: bool,
+    instances: Vec<Instance>,
+    down: Vec<Instance>,
+    router: Box<dyn Router>,
+}
+
+impl DiscoveryClient {
+    /// A client of the prefill pool (`prefill`) or of the decode pool, with `router`.
+    pub fn new(prefill: bool, router: Box<dyn Router>) -> Self {
+        DiscoveryClient {
+            prefill,
+            instances: Vec::new(),
+            down: Vec::new(),
+            router,
+        }
+    }
+
+    /// Whether any instance is registered (live or dropped).
+    pub fn any(&self) -> bool {
+        !self.instances.is_empty()
+    }
+
+    /// Reads every registered instance of its pool (start-up, or after a restart).
+    pub fn reset(&mut self, etcd: &Etcd) {
+        self.instances = etcd
+            .instances()
+            .filter(|i| i.prefill == self.prefill)
+            .collect();
+        self.down.clear();
+    }
+
+    /// Forgets everything (the process died).
+    pub fn clear(&mut self) {
+        self.instances.clear();
+        self.down.clear();
+    }
+
+    /// Applies a watch event of its pool; returns whether the instance set went from empty
+    /// to non-empty.
+    pub fn watch(&mut self, w: WatchEvent) -> bool {
+        let was_empty = self.instances.is_empty();
+        match w {
+            WatchEvent::Put(i) if i.prefill == self.prefill && !self.instances.contains(&i) => {
+                self.instances.push(i);
+                self.instances.sort();
+            }
+            WatchEvent::Delete(i) if i.prefill == self.prefill => {
+                self.instances.retain(|x| *x != i);
+                self.down.retain(|x| *x != i);
+            }
+            _ => {}
+        }
+        was_empty && !self.instances.is_empty()
+    }
+
+    /// Drops an instance after an error.
+    pub fn report_down(&mut self, i: Instance) {
+        if !self.down.contains(&i) && self.instances.contains(&i) {
+            self.down.push(i);
+        }
+    }
+
+    /// Restores dropped instances still registered.
+    pub fn reconcile(&mut self, etcd: &Etcd) {
+        self.down.retain(|d| !etcd.instances().any(|i| i == *d));
+    }
+
+    /// Picks a live instance; `None` if there is none.
+    pub fn pick(&mut self) -> Option<Instance> {
+        let live = self
+            .instances
+            .iter()
+            .filter(|i| !self.down.contains(i))
+            .count();
+        if live == 0 {
+            return None;
+        }
+        let k = self.router.pick(live);
+        self.instances
+            .iter()
+            .filter(|i| !self.down.contains(i))
+            .nth(k)
+            .copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::router::RoundRobin;
+    use sim_core::SimTime;
+
+    #[test]
+    fn errors_drop_an_instance_until_the_reconcile_finds_it_registered() {
+        let mut etcd = Etcd::new(SimDuration::from_secs(10), SimDuration::from_secs(5));
+        let (a, b) = (
+            Instance {
+                slot: 0,
+                incarnation: 1,
+                prefill: false,
+            },
+            Instance {
+                slot: 1,
+                incarnation: 1,
+                prefill: false,
+            },
+        );
+        let p = Instance {
+            slot: 2,
+            incarnation: 1,
+            prefill: true,
+        };
+        for i in [a, b, p] {
+            etcd.register(SimTime::ZERO, i);
+        }
+        let mut c = DiscoveryClient::new(false, Box::new(RoundRobin::default()));
+        c.reset(&etcd);
+        assert_eq!(
+            (c.pick(), c.pick()),
+            (Some(a), Some(b)),
+            "the prefill instance is not in this pool"
+        );
+        c.report_down(a);
+        assert_eq!((c.pick(), c.pick()), (Some(b), Some(b)));
+        c.reconcile(&etcd);
+        assert!([c.pick(), c.pick()].contains(&Some(a)));
+        c.report_down(b);
+        etcd.remove(b);
+        c.reconcile(&etcd);
+        assert!(!c.watch(WatchEvent::Delete(b)));
+        assert_eq!((c.pick(), c.pick()), (Some(a), Some(a)));
+    }
+}
