@@ -57,7 +57,8 @@ pub enum FrontendEvent {
         /// Attempt id.
         attempt: u64,
     },
-    /// A worker's response stream broke (or nobody answered).
+    /// A worker's response stream broke (or nobody answered), or a live worker answered
+    /// with an error.
     StreamError {
         /// Attempt id.
         attempt: u64,
@@ -65,6 +66,9 @@ pub enum FrontendEvent {
         instance: Instance,
         /// Tokens generated before the break.
         generated: u32,
+        /// Whether the instance is gone (no responders, stream ended by its death): only
+        /// then is it dropped from the router; an error a live worker returns is not.
+        gone: bool,
     },
     /// A discovery watch event.
     Watch(WatchEvent),
@@ -303,9 +307,12 @@ impl Frontend {
                 attempt,
                 instance,
                 generated,
+                gone,
             } => {
                 let Some(f) = self.take(attempt) else { return };
-                self.workers.report_down(instance);
+                if gone {
+                    self.workers.report_down(instance);
+                }
                 if f.migrations_left > 0 {
                     let g = Inflight {
                         generated: f.generated + generated,

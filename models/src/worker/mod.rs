@@ -35,12 +35,14 @@ use crate::k8s::kubelet::{KubeEvent, ProcessSignal};
 use crate::metrics::{ReadyLine, RunLog};
 use crate::router::RoundRobin;
 
-/// Tells frontend `fe` that `instance`'s stream for `attempt` broke.
-fn stream_error(ctx: &mut Context<Event>, fe: u16, attempt: u64, instance: Instance) {
+/// Tells frontend `fe` that `instance`'s stream for `attempt` broke (`gone`: because the
+/// instance is no more) or that it answered with an error.
+fn stream_error(ctx: &mut Context<Event>, fe: u16, attempt: u64, instance: Instance, gone: bool) {
     let e = FrontendEvent::StreamError {
         attempt,
         instance,
         generated: 0,
+        gone,
     };
     ctx.schedule_now(Event::Frontend(fe, e));
 }
@@ -317,10 +319,11 @@ impl Worker {
         }
     }
 
-    /// Tells whoever waits for `h` that it failed here.
-    fn fail(&self, ctx: &mut Context<Event>, h: Held) {
+    /// Tells whoever waits for `h` that it failed here; `gone`: because this process is
+    /// going away.
+    fn fail(&self, ctx: &mut Context<Event>, h: Held, gone: bool) {
         match h.to {
-            Peer::Frontend(fe) => stream_error(ctx, fe, h.attempt, self.instance()),
+            Peer::Frontend(fe) => stream_error(ctx, fe, h.attempt, self.instance(), gone),
             Peer::Decode(d) => {
                 let e = WorkerEvent::PrefillFailed {
                     attempt: h.attempt,
@@ -337,7 +340,7 @@ impl Worker {
         let _ = self.engine.kill();
         self.start_pending = false;
         for h in std::mem::take(&mut self.held) {
-            self.fail(ctx, h);
+            self.fail(ctx, h, true);
         }
         if let Some((k, _)) = self.wake.take() {
             ctx.cancel(k);
@@ -359,7 +362,7 @@ impl Worker {
             self.sync_wake(ctx);
         } else {
             let h = self.held.swap_remove(i);
-            self.fail(ctx, h);
+            self.fail(ctx, h, false);
         }
         ok
     }
@@ -548,9 +551,10 @@ impl Worker {
                 if let Some(p) = &mut self.prefill {
                     p.report_down(from);
                 }
+                // The request fails with an error; this worker stays in the frontends' routers.
                 if let Some(i) = self.find(attempt) {
                     let h = self.held.swap_remove(i);
-                    self.fail(ctx, h);
+                    self.fail(ctx, h, false);
                 }
             }
             WorkerEvent::PrefillEngineLost { from } => {
@@ -665,8 +669,12 @@ impl Worker {
                 self.held.push(h);
                 let i = self.held.len() - 1;
                 let me = self.instance();
-                match self.prefill.as_mut().map(|p| p.pick()) {
-                    Some(Some(to)) => {
+                // Remote prefill while any prefill worker is registered; local prefill (the
+                // decode-only fallback) only once none is. Registered ones all dropped after
+                // errors: the request fails ("no instances") until the reconcile restores one
+                // or its lease ends.
+                match self.prefill.as_mut().map(|p| (p.any(), p.pick())) {
+                    Some((_, Some(to))) => {
                         self.held[i].stage = Stage::Prefilling(to);
                         let e = WorkerEvent::RemotePrefill {
                             attempt: h.attempt,
@@ -676,8 +684,11 @@ impl Worker {
                         };
                         ctx.schedule_now(Event::Worker(to.slot, e));
                     }
-                    Some(None) => {
-                        // No prefill worker: decode-only fallback.
+                    Some((true, None)) => {
+                        let h = self.held.swap_remove(i);
+                        self.fail(ctx, h, false);
+                    }
+                    Some((false, None)) => {
                         log.fallbacks += 1;
                         self.admit(ctx, i, false);
                     }
@@ -697,7 +708,7 @@ impl Worker {
                     ..self.instance()
                 };
                 match h.to {
-                    Peer::Frontend(fe) => stream_error(ctx, fe, h.attempt, me),
+                    Peer::Frontend(fe) => stream_error(ctx, fe, h.attempt, me, true),
                     Peer::Decode(d) => {
                         let e = WorkerEvent::PrefillFailed {
                             attempt: h.attempt,
