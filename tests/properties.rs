@@ -14,7 +14,12 @@ const KINDS: &[&str] = &[
     "decode_worker",
     "decode_worker_pod",
     "vllm_decode_engine_core",
+    // Disaggregated deployments only:
+    "prefill_worker",
+    "prefill_worker_pod",
+    "vllm_prefill_engine_core",
 ];
+const AGG_KINDS: usize = 6;
 
 #[derive(Debug, Clone)]
 struct Case {
@@ -26,6 +31,7 @@ struct Case {
     dp: u32,
     frontends: u32,
     kind: &'static str,
+    disagg: bool,
     at: Result<f64, u32>,
     migration: u32,
     monitor: bool,
@@ -35,7 +41,7 @@ struct Case {
 fn case() -> impl Strategy<Value = Case> {
     (
         (1u32..=4, 1u32..=6, 1u32..=2, 1u32..=400, 1u32..=300),
-        (1u32..=2, 1u32..=2, 0usize..KINDS.len()),
+        (1u32..=2, 1u32..=2, 0usize..KINDS.len(), any::<bool>()),
         (
             prop_oneof![(0.0f64..60.0).prop_map(Ok), (0u32..12).prop_map(Err)],
             0u32..=2,
@@ -46,7 +52,7 @@ fn case() -> impl Strategy<Value = Case> {
         .prop_map(
             |(
                 (clients, requests, attempts, input, output),
-                (dp, frontends, k),
+                (dp, frontends, k, disagg),
                 (at, migration, monitor, seed),
             )| Case {
                 clients,
@@ -57,6 +63,7 @@ fn case() -> impl Strategy<Value = Case> {
                 dp,
                 frontends,
                 kind: KINDS[k],
+                disagg: disagg || k >= AGG_KINDS,
                 at,
                 migration,
                 monitor,
@@ -74,13 +81,14 @@ fn scenario(c: &Case) -> Scenario {
         r#"Scenario(
             name: "prop",
             profile: "a100-k8s",
-            deployments: [Deployment(backend: vllm, dp: {dp}, frontends: {fe})],
+            deployments: [Deployment(backend: vllm, mode: {mode}, dp: {dp}, frontends: {fe})],
             load: Harness(clients: {cl}, requests_per_client: {rq}, input_tokens: {i}, output_tokens: {o}, attempts: {a}),
             policies: (migration_limit: {m}, engine_monitor: {mon}),
             failures: [Failure(kind: {k}, {at})],
         )"#,
         dp = c.dp,
         fe = c.frontends,
+        mode = if c.disagg { "disagg" } else { "agg" },
         cl = c.clients,
         rq = c.requests,
         i = c.input,
@@ -94,7 +102,7 @@ fn scenario(c: &Case) -> Scenario {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn every_run_keeps_its_books(c in case()) {
@@ -125,6 +133,13 @@ proptest! {
             if let Some(ft) = a.first_token {
                 prop_assert!(life.2 <= ft && ft <= done);
             }
+        }
+        // A request's KV is transferred at most once per prefill.
+        for a in &log.attempts {
+            prop_assert!(a.kv_transfers <= a.remote_prefills, "{} transfers for {} remote prefills", a.kv_transfers, a.remote_prefills);
+        }
+        if !c.disagg {
+            prop_assert!(log.attempts.iter().all(|a| a.remote_prefills == 0) && log.fallbacks == 0);
         }
         // Re-running gives identical results.
         let again = models::cluster::run(&s, &s.deployments[0], &s.failures[0], c.seed);

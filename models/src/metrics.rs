@@ -64,6 +64,10 @@ pub struct AttemptRecord {
     pub output_tokens: u32,
     /// The worker (slot, incarnation) that generated the answer, and when it finished.
     pub served_by: Option<((u16, u32), SimTime)>,
+    /// Remote prefills sent for it, and KV transfers that completed a prefill for it.
+    pub remote_prefills: u16,
+    /// KV transfers sent to a decode worker for it.
+    pub kv_transfers: u16,
 }
 
 /// A line a component logs that the parser reads for recovery ("added model" from a
@@ -125,6 +129,8 @@ impl RunLog {
             first_token: None,
             output_tokens,
             served_by: None,
+            remote_prefills: 0,
+            kv_transfers: 0,
         });
         (self.attempts.len() - 1) as u64
     }
@@ -152,6 +158,20 @@ impl RunLog {
     pub fn first_token(&mut self, id: u64, at: SimTime) {
         if let Some(a) = self.attempts.get_mut(id as usize) {
             a.first_token.get_or_insert(at);
+        }
+    }
+
+    /// A decode worker sent the attempt's prefill to a prefill worker.
+    pub fn remote_prefill(&mut self, id: u64) {
+        if let Some(a) = self.attempts.get_mut(id as usize) {
+            a.remote_prefills += 1;
+        }
+    }
+
+    /// A prefill worker sent the attempt's KV to its decode worker.
+    pub fn kv_transfer(&mut self, id: u64) {
+        if let Some(a) = self.attempts.get_mut(id as usize) {
+            a.kv_transfers += 1;
         }
     }
 
@@ -208,6 +228,11 @@ pub struct RowMetrics {
     pub latency_p99_s: Option<f64>,
     /// Mean time to first token of successes, server side [s].
     pub ttft_mean_s: Option<f64>,
+    /// 99th percentile of the time to first token [s].
+    pub ttft_p99_s: Option<f64>,
+    /// Share of prefilled prompt tokens found in a prefix cache (filled in by the run, which
+    /// knows the engines).
+    pub prefix_hit_rate: Option<f64>,
     /// Mean inter-token latency of successes [s].
     pub itl_mean_s: Option<f64>,
     /// Successful requests per second of client activity.
@@ -274,6 +299,11 @@ impl RunLog {
         let succ: Vec<&AttemptRecord> = done.iter().copied().filter(|a| ok(a)).collect();
         let mut lats: Vec<f64> = succ.iter().map(|a| latency(a)).collect();
         lats.sort_by(f64::total_cmp);
+        let mut ttfts: Vec<f64> = succ
+            .iter()
+            .filter_map(|a| Some((a.first_token? - a.start).as_secs_f64()))
+            .collect();
+        ttfts.sort_by(f64::total_cmp);
         let first = done.iter().map(|a| a.start).min();
         let last = done.iter().map(|a| a.end).max();
         let fault_t = self.fault_logged;
@@ -303,10 +333,9 @@ impl RunLog {
             latency_p50_s: percentile(&lats, 0.50),
             latency_p90_s: percentile(&lats, 0.90),
             latency_p99_s: percentile(&lats, 0.99),
-            ttft_mean_s: mean(
-                succ.iter()
-                    .filter_map(|a| Some((a.first_token? - a.start).as_secs_f64())),
-            ),
+            ttft_mean_s: mean(ttfts.iter().copied()),
+            ttft_p99_s: percentile(&ttfts, 0.99),
+            prefix_hit_rate: None,
             itl_mean_s: mean(succ.iter().filter(|a| a.output_tokens > 1).filter_map(|a| {
                 Some((a.end - a.first_token?).as_secs_f64() / f64::from(a.output_tokens - 1))
             })),

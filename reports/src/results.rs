@@ -8,6 +8,7 @@ pub const COLUMNS: &[&str] = &[
     "deployment",
     "failure",
     "seed",
+    "router",
     "startup_s",
     "success_before",
     "failed_before",
@@ -24,17 +25,21 @@ pub const COLUMNS: &[&str] = &[
     "latency_p90_s",
     "latency_p99_s",
     "ttft_mean_s",
+    "ttft_p99_s",
     "itl_mean_s",
     "throughput_rps",
+    "prefix_hit_rate",
+    "fallbacks",
     "dead_clients",
     "attempts",
     "events",
     "trace_hash",
 ];
 
-/// The numeric columns (summarised across seeds): all but the run's keys and its hash.
+/// The numeric columns (summarised across seeds): all but the run's keys, its router and
+/// its hash.
 pub fn numeric_columns() -> &'static [&'static str] {
-    &COLUMNS[4..COLUMNS.len() - 1]
+    &COLUMNS[5..COLUMNS.len() - 1]
 }
 
 /// One finished run, ready to be written.
@@ -48,6 +53,8 @@ pub struct ResultRow {
     pub failure: String,
     /// Seed.
     pub seed: u64,
+    /// Router mode of the frontends.
+    pub router: String,
     /// The parsed metrics.
     pub metrics: RowMetrics,
     /// Events simulated.
@@ -80,6 +87,7 @@ impl ResultRow {
             self.deployment.clone(),
             self.failure.clone(),
             self.seed.to_string(),
+            self.router.clone(),
             f(m.startup_s),
             m.success_before.to_string(),
             m.failed_before.to_string(),
@@ -96,8 +104,11 @@ impl ResultRow {
             f(m.latency_p90_s),
             f(m.latency_p99_s),
             f(m.ttft_mean_s),
+            f(m.ttft_p99_s),
             f(m.itl_mean_s),
             f(m.throughput_rps),
+            f(m.prefix_hit_rate),
+            m.fallbacks.to_string(),
             m.dead_clients.to_string(),
             m.attempts.to_string(),
             self.events.to_string(),
@@ -127,6 +138,9 @@ impl ResultRow {
             "latency_p90_s" => m.latency_p90_s,
             "latency_p99_s" => m.latency_p99_s,
             "ttft_mean_s" => m.ttft_mean_s,
+            "ttft_p99_s" => m.ttft_p99_s,
+            "prefix_hit_rate" => m.prefix_hit_rate,
+            "fallbacks" => c(m.fallbacks),
             "itl_mean_s" => m.itl_mean_s,
             "throughput_rps" => m.throughput_rps,
             "dead_clients" => Some(f64::from(m.dead_clients)),
@@ -245,6 +259,6 @@ pub fn parse_results_csv(text: &str) -> Result<Vec<CsvRow>, String> {
     read_csv(
         text,
         &["scenario", "deployment", "failure"],
-        &["trace_hash"],
+        &["trace_hash", "router"],
     )
 }

@@ -287,7 +287,13 @@ pub fn run(
     let trace_hash = sim.trace_hash().value();
     let sim_end_s = sim.now().as_secs_f64();
     let world = sim.into_model();
-    let metrics = world.log.parse(scenario.sla_s);
+    let mut metrics = world.log.parse(scenario.sla_s);
+    let (prompt, cached) = world
+        .workers
+        .iter()
+        .map(Worker::prefix_stats)
+        .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    metrics.prefix_hit_rate = (prompt > 0).then(|| cached as f64 / prompt as f64);
     RunOutput {
         metrics,
         log: world.log,

@@ -69,6 +69,9 @@ struct Seq {
     step_before: u32,
     step_target: u32,
     aborted: bool,
+    /// Whether it has been admitted before (re-admissions after preemption are not counted
+    /// in the prefix-cache statistics).
+    admitted: bool,
 }
 
 impl Seq {
@@ -106,6 +109,9 @@ pub struct Engine {
     steps_done: u64,
     /// Aborted requests still held (marked during a step, dropped when it ends).
     aborted: usize,
+    /// Prompt tokens of first admissions, and how many of them the prefix cache held.
+    prompt_tokens: u64,
+    cached_tokens: u64,
 }
 
 fn ceil_div(a: u32, b: u32) -> u32 {
@@ -135,7 +141,14 @@ impl Engine {
             outputs: Vec::new(),
             steps_done: 0,
             aborted: 0,
+            prompt_tokens: 0,
+            cached_tokens: 0,
         }
+    }
+
+    /// Prompt tokens admitted (first admissions) and how many were prefix-cache hits.
+    pub fn prefix_stats(&self) -> (u64, u64) {
+        (self.prompt_tokens, self.cached_tokens)
     }
 
     /// When the step (or run of decode steps) in progress ends.
@@ -204,6 +217,7 @@ impl Engine {
             step_before: 0,
             step_target: 0,
             aborted: false,
+            admitted: false,
         });
         self.interrupt(now);
         true
@@ -551,6 +565,12 @@ impl Engine {
                 self.waiting.push_front(w);
                 break;
             }
+            if !w.admitted && w.computed == 0 {
+                // First admission of a prompt this engine prefills (not one transferred in).
+                self.prompt_tokens += u64::from(w.prompt);
+                self.cached_tokens += u64::from(before.min(w.prompt));
+            }
+            w.admitted = true;
             w.computed = before;
             w.step_before = before;
             w.step_target = target;

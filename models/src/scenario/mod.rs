@@ -195,6 +195,16 @@ pub enum RouterMode {
     Random,
 }
 
+impl RouterMode {
+    /// The mode's name in files and tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            RouterMode::RoundRobin => "round_robin",
+            RouterMode::Random => "random",
+        }
+    }
+}
+
 /// Fault-tolerance policies.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -278,6 +278,11 @@ impl Worker {
         }
     }
 
+    /// Prompt tokens its engine prefilled and how many were prefix-cache hits.
+    pub fn prefix_stats(&self) -> (u64, u64) {
+        self.engine.prefix_stats()
+    }
+
     /// Whether its endpoint is served (`/health`, and so readiness).
     pub fn serving(&self) -> bool {
         self.phase == Phase::Serving
@@ -447,6 +452,7 @@ impl Worker {
                                 }
                                 Peer::Decode(d) => {
                                     // The KV goes to the decode worker.
+                                    log.kv_transfer(id);
                                     let ns = self.times.kv_per_token_ns * f64::from(h.prompt);
                                     let t = self.times.kv_setup
                                         + SimDuration::from_nanos(ns.round() as u64);
@@ -676,6 +682,7 @@ impl Worker {
                 match self.prefill.as_mut().map(|p| (p.any(), p.pick())) {
                     Some((_, Some(to))) => {
                         self.held[i].stage = Stage::Prefilling(to);
+                        log.remote_prefill(h.attempt);
                         let e = WorkerEvent::RemotePrefill {
                             attempt: h.attempt,
                             decode: me,
