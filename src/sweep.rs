@@ -95,7 +95,7 @@ pub fn execute(scenarios: &[Scenario], r: &RunSpec) -> (ResultRow, RunOutput) {
         deployment: d.display_name(),
         failure: f.kind.name().to_string(),
         seed: r.seed,
-        router: s.policies.router.name().to_string(),
+        router: d.router_mode(&s.policies).name().to_string(),
         metrics: out.metrics.clone(),
         events: out.events,
         trace_hash: out.trace_hash,

@@ -15,6 +15,7 @@ pub mod frontend;
 pub mod k8s;
 pub mod metrics;
 pub mod profile;
+pub mod request;
 pub mod router;
 pub mod scenario;
 pub mod worker;

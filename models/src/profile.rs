@@ -90,6 +90,8 @@ pub struct ProcessProfile {
     pub lease_keepalive: SimDuration,
     /// Watch event delivery from etcd to a frontend [ns].
     pub watch_delay: SimDuration,
+    /// KV event delivery from an engine to the routers over the event plane (NATS) [ns].
+    pub kv_event_delay: SimDuration,
 }
 
 /// The suite's client environment (`model-facts.md` §1; `tests/fault_tolerance/deploy/client.py`).
@@ -257,6 +259,7 @@ impl Profile {
                 lease_ttl: s(10),
                 lease_keepalive: s(5),
                 watch_delay: ms(20),
+                kv_event_delay: ms(2),
             },
             harness: HarnessProfile {
                 client_start: ms(2_500),

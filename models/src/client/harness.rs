@@ -11,12 +11,14 @@
 //! not catch: that client ends early (the 270 requests missing from agg-tp-1-dp-1
 //! `frontend_pod`).
 
-use sim_core::{Context, EventKey, SimDuration};
+use rand::RngExt;
+use sim_core::{Context, EventKey, SimDuration, SimRng};
 
 use crate::cluster::{Event, RunnerEvent};
 use crate::frontend::FrontendEvent;
 use crate::k8s::kubelet::{Kube, PodRole};
 use crate::metrics::{Outcome, RunLog};
+use crate::request::Prefix;
 
 /// Events handled by a client.
 #[derive(Clone, Copy, Debug)]
@@ -86,6 +88,8 @@ pub struct ClientParams {
     pub report_requests: bool,
     /// Characters of content a 200 needs to count as a success (the suite's parser: 100).
     pub min_content_chars: u32,
+    /// Shared-prefix workload: (groups, prefix tokens); each request draws its group.
+    pub prefix: Option<(u32, u32)>,
 }
 
 /// Characters per generated token, at least: a token decodes to one character or more, so
@@ -109,12 +113,17 @@ pub struct Client {
     request_start: sim_core::SimTime,
     first_attempt_id: usize,
     done: bool,
+    /// The current request's shared prefix.
+    prefix: Prefix,
+    rng: SimRng,
 }
 
 impl Client {
     /// Client `idx`.
-    pub fn new(idx: u16, p: ClientParams) -> Self {
+    pub fn new(idx: u16, p: ClientParams, rng: SimRng) -> Self {
         Client {
+            rng,
+            prefix: Prefix::default(),
             idx,
             p,
             request: 0,
@@ -170,6 +179,12 @@ impl Client {
                     return;
                 }
                 self.attempt = 0;
+                if let Some((groups, tokens)) = self.p.prefix {
+                    self.prefix = Prefix {
+                        group: self.rng.random_range(0..groups),
+                        tokens,
+                    };
+                }
                 ctx.schedule_in(
                     self.part(self.p.pod_list, true),
                     self.ev(ClientEvent::Listed),
@@ -360,6 +375,7 @@ impl Client {
                 client: self.idx,
                 prompt: self.p.input_tokens,
                 output: self.p.output_tokens,
+                prefix: self.prefix,
             },
         ));
     }

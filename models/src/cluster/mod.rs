@@ -21,6 +21,7 @@ use crate::frontend::{Frontend, FrontendEvent, FrontendTimes};
 use crate::k8s::kubelet::{Kube, KubeEvent, PodRole};
 use crate::metrics::{RowMetrics, RunLog};
 use crate::profile::Profile;
+use crate::router::kv::KvRouter;
 use crate::router::{Random, RoundRobin, Router};
 use crate::scenario::{DeploymentSpec, FailureSpec, Load, Role, RouterMode, Scenario};
 use crate::worker::{Worker, WorkerEvent, WorkerTimes};
@@ -187,12 +188,21 @@ pub fn run(
         error_answer: profile.harness.error_answer,
         response: profile.harness.request_overhead,
         watch_delay: profile.process.watch_delay,
+        block_size: profile.engine.block_size,
     };
+    let router_mode = deployment.router_mode(&scenario.policies);
     let frontends = (0..n_fe)
         .map(|i| {
-            let router: Box<dyn Router> = match scenario.policies.router {
+            let rng = streams.stream(&format!("router/{i}"));
+            let router: Box<dyn Router> = match router_mode {
                 RouterMode::RoundRobin => Box::new(RoundRobin::default()),
-                RouterMode::Random => Box::new(Random::new(streams.stream(&format!("router/{i}")))),
+                RouterMode::Random => Box::new(Random::new(rng)),
+                RouterMode::Kv => Box::new(KvRouter::new(
+                    profile.engine.block_size,
+                    scenario.policies.kv_overlap_weight,
+                    scenario.policies.kv_temperature,
+                    rng,
+                )),
             };
             Frontend::new(i, i, router, scenario.policies.migration_limit, fe_times)
         })
@@ -210,6 +220,8 @@ pub fn run(
         first_transfer: d.first_transfer,
         prefill_death_kills_reader: d.prefill_death_kills_reader,
         sigterm_reaches_process: profile.process.sigterm_reaches_process,
+        block_size: profile.engine.block_size,
+        kv_events: (router_mode == RouterMode::Kv).then_some(profile.process.kv_event_delay),
     };
     let watchers = Watchers {
         frontends: n_fe,
@@ -246,9 +258,10 @@ pub fn run(
         instant_fail: profile.harness.error_answer,
         report_requests: failure.after_requests.is_some(),
         min_content_chars: h.min_content_chars,
+        prefix: (h.prefix_tokens > 0).then_some((h.prefix_groups, h.prefix_tokens)),
     };
     let clients = (0..h.clients as u16)
-        .map(|i| Client::new(i, params))
+        .map(|i| Client::new(i, params, streams.stream(&format!("client/{i}"))))
         .collect();
     let mut clock = streams.stream("harness/clock");
     let log = RunLog {

@@ -7,7 +7,7 @@
 use sim_core::SimDuration;
 
 use crate::discovery::etcd::{Etcd, Instance, WatchEvent};
-use crate::router::Router;
+use crate::router::{RouteRequest, Router};
 
 /// Reconcile period of the discovery client [ns] (`model-facts.md` §3: 5 s).
 pub const RECONCILE: SimDuration = SimDuration::from_secs(5);
@@ -19,6 +19,7 @@ pub struct DiscoveryClient {
     instances: Vec<Instance>,
     down: Vec<Instance>,
     router: Box<dyn Router>,
+    live: Vec<Instance>,
 }
 
 impl DiscoveryClient {
@@ -29,6 +30,7 @@ impl DiscoveryClient {
             instances: Vec::new(),
             down: Vec::new(),
             router,
+            live: Vec::new(),
         }
     }
 
@@ -48,7 +50,9 @@ impl DiscoveryClient {
 
     /// Forgets everything (the process died).
     pub fn clear(&mut self) {
-        self.instances.clear();
+        for i in std::mem::take(&mut self.instances) {
+            self.router.removed(i);
+        }
         self.down.clear();
     }
 
@@ -64,6 +68,7 @@ impl DiscoveryClient {
             WatchEvent::Delete(i) if i.prefill == self.prefill => {
                 self.instances.retain(|x| *x != i);
                 self.down.retain(|x| *x != i);
+                self.router.removed(i);
             }
             _ => {}
         }
@@ -82,22 +87,35 @@ impl DiscoveryClient {
         self.down.retain(|d| !etcd.instances().any(|i| i == *d));
     }
 
-    /// Picks a live instance; `None` if there is none.
-    pub fn pick(&mut self) -> Option<Instance> {
-        let live = self
-            .instances
-            .iter()
-            .filter(|i| !self.down.contains(i))
-            .count();
-        if live == 0 {
+    /// Picks a live instance for `req` and tells the router it was sent there; `None` if
+    /// there is none.
+    pub fn pick(&mut self, req: &RouteRequest<'_>) -> Option<Instance> {
+        self.live.clear();
+        self.live
+            .extend(self.instances.iter().filter(|i| !self.down.contains(i)));
+        if self.live.is_empty() {
             return None;
         }
-        let k = self.router.pick(live);
-        self.instances
-            .iter()
-            .filter(|i| !self.down.contains(i))
-            .nth(k)
-            .copied()
+        let chosen = self.live[self.router.pick(req, &self.live)];
+        self.router.routed(chosen, req);
+        Some(chosen)
+    }
+
+    /// A request sent to `to` ended.
+    pub fn ended(&mut self, to: Instance, prompt: u32, output: u32) {
+        self.router.ended(to, prompt, output);
+    }
+
+    /// A KV event from `from`'s engine.
+    pub fn kv_event(&mut self, from: Instance, stored: bool, hash: u64) {
+        if self.instances.contains(&from) {
+            self.router.kv_event(from, stored, hash);
+        }
+    }
+
+    /// Whether its router wants KV events.
+    pub fn wants_kv_events(&self) -> bool {
+        self.router.wants_kv_events()
     }
 }
 
@@ -105,6 +123,12 @@ impl DiscoveryClient {
 mod tests {
     use super::*;
     use crate::router::RoundRobin;
+
+    const REQ: RouteRequest<'static> = RouteRequest {
+        prompt: 1,
+        output: 1,
+        hashes: &[],
+    };
     use sim_core::SimTime;
 
     #[test]
@@ -133,18 +157,18 @@ mod tests {
         let mut c = DiscoveryClient::new(false, Box::new(RoundRobin::default()));
         c.reset(&etcd);
         assert_eq!(
-            (c.pick(), c.pick()),
+            (c.pick(&REQ), c.pick(&REQ)),
             (Some(a), Some(b)),
             "the prefill instance is not in this pool"
         );
         c.report_down(a);
-        assert_eq!((c.pick(), c.pick()), (Some(b), Some(b)));
+        assert_eq!((c.pick(&REQ), c.pick(&REQ)), (Some(b), Some(b)));
         c.reconcile(&etcd);
-        assert!([c.pick(), c.pick()].contains(&Some(a)));
+        assert!([c.pick(&REQ), c.pick(&REQ)].contains(&Some(a)));
         c.report_down(b);
         etcd.remove(b);
         c.reconcile(&etcd);
         assert!(!c.watch(WatchEvent::Delete(b)));
-        assert_eq!((c.pick(), c.pick()), (Some(a), Some(a)));
+        assert_eq!((c.pick(&REQ), c.pick(&REQ)), (Some(a), Some(a)));
     }
 }

@@ -75,6 +75,9 @@ pub(crate) struct Pool {
     lru_head: CopyId,
     lru_tail: CopyId,
     lru_len: u32,
+    /// KV events since the last drain: (stored, hash) when a shared hash appears in or
+    /// vanishes from the cache.
+    events: Vec<(bool, u64)>,
 }
 
 impl Pool {
@@ -88,6 +91,7 @@ impl Pool {
             lru_head: NIL,
             lru_tail: NIL,
             lru_len: 0,
+            events: Vec::new(),
         }
     }
 
@@ -95,6 +99,11 @@ impl Pool {
     /// `num_gpu_blocks − num_active`).
     pub(crate) fn available(&self) -> u32 {
         self.free + self.lru_len
+    }
+
+    /// Moves the KV events since the last call into `out`.
+    pub(crate) fn drain_events(&mut self, out: &mut Vec<(bool, u64)>) {
+        out.append(&mut self.events);
     }
 
     /// Whether every block is free or evictable (nothing active).
@@ -200,6 +209,7 @@ impl Pool {
         if self.index.get(&hash) == Some(&c) {
             if younger == NIL {
                 self.index.remove(&hash);
+                self.events.push((false, hash));
             } else {
                 self.index.insert(hash, younger);
             }
@@ -221,6 +231,7 @@ impl Pool {
         match self.index.get(&hash) {
             None => {
                 self.index.insert(hash, c);
+                self.events.push((true, hash));
             }
             Some(&oldest) => {
                 let mut x = oldest;

@@ -19,6 +19,8 @@
 mod kv;
 pub mod timing;
 
+pub(crate) use kv::IdHasher;
+
 use std::collections::VecDeque;
 
 use sim_core::{SimDuration, SimTime};
@@ -144,6 +146,12 @@ impl Engine {
             prompt_tokens: 0,
             cached_tokens: 0,
         }
+    }
+
+    /// Moves the KV events (stored or removed shared block hashes) since the last call into
+    /// `out`, for the event plane.
+    pub fn drain_kv_events(&mut self, out: &mut Vec<(bool, u64)>) {
+        self.pool.drain_events(out);
     }
 
     /// Prompt tokens admitted (first admissions) and how many were prefix-cache hits.

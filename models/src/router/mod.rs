@@ -1,13 +1,42 @@
 //! Request routers inside a frontend: which live worker instance gets a request
-//! (`model-facts.md` §2: round-robin is Dynamo's default; random is the other stateless mode).
+//! (`model-facts.md` §2: round-robin is Dynamo's default; random, power-of-two and KV-aware
+//! are the other modes).
+
+pub mod kv;
 
 use rand::RngExt;
 use sim_core::SimRng;
 
-/// Chooses among `n` live instances (listed in a stable order).
+use crate::discovery::etcd::Instance;
+
+/// What a router may know of a request.
+#[derive(Clone, Copy, Debug)]
+pub struct RouteRequest<'a> {
+    /// Prompt tokens.
+    pub prompt: u32,
+    /// Tokens to generate.
+    pub output: u32,
+    /// Chained hashes of the prompt's shared full blocks.
+    pub hashes: &'a [u64],
+}
+
+/// Chooses among the live instances (listed in a stable order), and may learn from what
+/// happens to the requests and the workers' caches.
 pub trait Router {
-    /// Index of the chosen instance, `n > 0`.
-    fn pick(&mut self, n: usize) -> usize;
+    /// Index into `live` (non-empty) of the chosen instance.
+    fn pick(&mut self, req: &RouteRequest<'_>, live: &[Instance]) -> usize;
+    /// The request was sent to `to`.
+    fn routed(&mut self, _to: Instance, _req: &RouteRequest<'_>) {}
+    /// A request sent to `to` ended (finished or failed).
+    fn ended(&mut self, _to: Instance, _prompt: u32, _output: u32) {}
+    /// A KV event from `from`'s engine: a block hash was stored (or removed).
+    fn kv_event(&mut self, _from: Instance, _stored: bool, _hash: u64) {}
+    /// `instance` left discovery: forget it.
+    fn removed(&mut self, _instance: Instance) {}
+    /// Whether it wants KV events from the workers.
+    fn wants_kv_events(&self) -> bool {
+        false
+    }
 }
 
 /// Round-robin over the live instances.
@@ -17,8 +46,8 @@ pub struct RoundRobin {
 }
 
 impl Router for RoundRobin {
-    fn pick(&mut self, n: usize) -> usize {
-        let i = self.next % n;
+    fn pick(&mut self, _req: &RouteRequest<'_>, live: &[Instance]) -> usize {
+        let i = self.next % live.len();
         self.next = self.next.wrapping_add(1);
         i
     }
@@ -37,8 +66,8 @@ impl Random {
 }
 
 impl Router for Random {
-    fn pick(&mut self, n: usize) -> usize {
-        self.rng.random_range(0..n)
+    fn pick(&mut self, _req: &RouteRequest<'_>, live: &[Instance]) -> usize {
+        self.rng.random_range(0..live.len())
     }
 }
 
@@ -46,12 +75,28 @@ impl Router for Random {
 mod tests {
     use super::*;
 
+    fn live(n: u16) -> Vec<Instance> {
+        (0..n)
+            .map(|slot| Instance {
+                slot,
+                incarnation: 1,
+                prefill: false,
+            })
+            .collect()
+    }
+
+    const REQ: RouteRequest<'static> = RouteRequest {
+        prompt: 10,
+        output: 10,
+        hashes: &[],
+    };
+
     #[test]
     fn round_robin_cycles_and_adapts_to_pool_size() {
         let mut r = RoundRobin::default();
-        let picks: Vec<_> = (0..5).map(|_| r.pick(2)).collect();
+        let picks: Vec<_> = (0..5).map(|_| r.pick(&REQ, &live(2))).collect();
         assert_eq!(picks, [0, 1, 0, 1, 0]);
-        assert_eq!(r.pick(1), 0);
+        assert_eq!(r.pick(&REQ, &live(1)), 0);
     }
 
     #[test]
@@ -59,7 +104,7 @@ mod tests {
         let mut r = Random::new(sim_core::RngStreams::new(1).stream("r"));
         let mut seen = [false; 3];
         for _ in 0..100 {
-            seen[r.pick(3)] = true;
+            seen[r.pick(&REQ, &live(3))] = true;
         }
         assert!(seen.iter().all(|&s| s));
     }

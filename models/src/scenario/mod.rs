@@ -104,9 +104,18 @@ pub struct DeploymentSpec {
     /// Tensor-parallel GPUs per prefill worker (default: `tp`).
     #[serde(default)]
     pub prefill_tp: Option<u32>,
+    /// The frontends' router for this deployment (default: `policies.router`), so that one
+    /// file can compare routers side by side.
+    #[serde(default)]
+    pub router: Option<RouterMode>,
 }
 
 impl DeploymentSpec {
+    /// The router of this deployment's frontends.
+    pub fn router_mode(&self, policies: &Policies) -> RouterMode {
+        self.router.unwrap_or(policies.router)
+    }
+
     /// The name used in the tables.
     pub fn display_name(&self) -> String {
         self.name.clone().unwrap_or_else(|| {
@@ -166,6 +175,13 @@ pub struct HarnessLoad {
     /// Whether the parser makes a row per attempt (later clients) or per request (the tables').
     #[serde(default)]
     pub rows: RowMode,
+    /// Shared-prefix workload: number of prefix groups (each request draws one uniformly);
+    /// 0 for prompts with no shared prefix.
+    #[serde(default)]
+    pub prefix_groups: u32,
+    /// Length of each group's shared prefix at the start of the prompt [tokens].
+    #[serde(default)]
+    pub prefix_tokens: u32,
 }
 
 /// How the parser turns a client's log into rows.
@@ -193,6 +209,9 @@ pub enum RouterMode {
     RoundRobin,
     /// Uniformly random instance.
     Random,
+    /// KV-aware: the worker with the lowest `overlap_weight × prefill blocks + decode
+    /// blocks`, from the engines' KV events (§2).
+    Kv,
 }
 
 impl RouterMode {
@@ -201,6 +220,7 @@ impl RouterMode {
         match self {
             RouterMode::RoundRobin => "round_robin",
             RouterMode::Random => "random",
+            RouterMode::Kv => "kv",
         }
     }
 }
@@ -220,6 +240,12 @@ pub struct Policies {
     /// §3). `false` models the older releases where requests hang until the client timeout.
     #[serde(default = "yes")]
     pub engine_monitor: bool,
+    /// KV router: weight of the prefill blocks against the decode blocks (§2: 1.0).
+    #[serde(default = "one_f")]
+    pub kv_overlap_weight: f64,
+    /// KV router: softmax temperature; 0 picks the lowest cost (§2: 0).
+    #[serde(default)]
+    pub kv_temperature: f64,
 }
 
 impl Default for Policies {
@@ -228,6 +254,8 @@ impl Default for Policies {
             router: RouterMode::RoundRobin,
             migration_limit: 0,
             engine_monitor: true,
+            kv_overlap_weight: 1.0,
+            kv_temperature: 0.0,
         }
     }
 }
@@ -583,6 +611,30 @@ impl Scenario {
         }
         if !positive(h.attempt_timeout_s) {
             return err(&at("attempt_timeout_s"), "a positive number of seconds");
+        }
+        if h.prefix_tokens > h.input_tokens {
+            return err(
+                &at("prefix_tokens"),
+                "a prefix no longer than `input_tokens`",
+            );
+        }
+        if h.prefix_tokens > 0 && h.prefix_groups == 0 {
+            return err(
+                &at("prefix_groups"),
+                "at least 1 prefix group when `prefix_tokens` > 0",
+            );
+        }
+        if !non_negative(self.policies.kv_overlap_weight) {
+            return err(
+                &[Key("policies"), Key("kv_overlap_weight")],
+                "a non-negative weight",
+            );
+        }
+        if !non_negative(self.policies.kv_temperature) {
+            return err(
+                &[Key("policies"), Key("kv_temperature")],
+                "a non-negative temperature",
+            );
         }
         if !non_negative(h.retry_sleep_s) {
             return err(&at("retry_sleep_s"), "a non-negative number of seconds");

@@ -33,7 +33,8 @@ use crate::engine::{Engine, Output};
 use crate::frontend::FrontendEvent;
 use crate::k8s::kubelet::{KubeEvent, ProcessSignal};
 use crate::metrics::{ReadyLine, RunLog};
-use crate::router::RoundRobin;
+use crate::request::Prefix;
+use crate::router::{RoundRobin, RouteRequest};
 
 /// Tells frontend `fe` that `instance`'s stream for `attempt` broke (`gone`: because the
 /// instance is no more) or that it answered with an error.
@@ -79,6 +80,8 @@ pub enum WorkerEvent {
         prompt: u32,
         /// Tokens to generate.
         output: u32,
+        /// The prompt's shared prefix.
+        prefix: Prefix,
     },
     /// Cancel a request (client gone).
     Cancel {
@@ -97,6 +100,8 @@ pub enum WorkerEvent {
         incarnation: u32,
         /// Prompt tokens.
         prompt: u32,
+        /// The prompt's shared prefix.
+        prefix: Prefix,
     },
     /// To a decode worker: the KV of a remote prefill has arrived.
     PrefillDone {
@@ -183,6 +188,7 @@ struct Held {
     to: Peer,
     prompt: u32,
     output: u32,
+    prefix: Prefix,
     stage: Stage,
 }
 
@@ -217,6 +223,11 @@ pub struct WorkerTimes {
     pub prefill_death_kills_reader: bool,
     /// Whether SIGTERM reaches the process (else it runs on until SIGKILL).
     pub sigterm_reaches_process: bool,
+    /// KV block size of the engine [tokens].
+    pub block_size: u32,
+    /// Whether the engine's KV events go to the frontends (a KV-aware router listens), and
+    /// their delivery delay on the event plane.
+    pub kv_events: Option<SimDuration>,
 }
 
 /// One worker process and its engine.
@@ -237,6 +248,8 @@ pub struct Worker {
     handoff_free: SimTime,
     /// Prefill processes this process has received KV from (connections set up).
     connected: Vec<Instance>,
+    /// KV events drained from the engine, to publish.
+    kv_buf: Vec<(bool, u64)>,
     times: WorkerTimes,
     watchers: Watchers,
     rng: SimRng,
@@ -272,6 +285,7 @@ impl Worker {
             prefill,
             handoff_free: SimTime::ZERO,
             connected: Vec::new(),
+            kv_buf: Vec::new(),
             times,
             watchers,
             rng,
@@ -300,7 +314,29 @@ impl Worker {
         self.held.iter().position(|h| h.attempt == attempt)
     }
 
+    /// Publishes the engine's KV events on the event plane to every frontend (their
+    /// KV-aware routers), if anyone listens.
+    fn publish_kv(&mut self, ctx: &mut Context<Event>) {
+        let Some(delay) = self.times.kv_events else {
+            return;
+        };
+        if self.prefill_role {
+            return;
+        }
+        self.engine.drain_kv_events(&mut self.kv_buf);
+        let from = self.instance();
+        for (stored, hash) in self.kv_buf.drain(..) {
+            for fe in 0..self.watchers.frontends {
+                ctx.schedule_in(
+                    delay,
+                    Event::Frontend(fe, FrontendEvent::KvEvent { from, stored, hash }),
+                );
+            }
+        }
+    }
+
     fn sync_wake(&mut self, ctx: &mut Context<Event>) {
+        self.publish_kv(ctx);
         if self.engine.wants_step() && !self.start_pending {
             self.start_pending = true;
             ctx.schedule_now(Event::Worker(
@@ -360,7 +396,9 @@ impl Worker {
             self.engine
                 .submit_remote(now, h.attempt, h.prompt, h.output)
         } else {
-            self.engine.submit(now, h.attempt, h.prompt, h.output)
+            let hashes = h.prefix.block_hashes(self.times.block_size);
+            self.engine
+                .submit_with_prefix(now, h.attempt, h.prompt, h.output, hashes)
         };
         if ok {
             self.held[i].stage = Stage::Engine;
@@ -486,12 +524,14 @@ impl Worker {
                 incarnation,
                 prompt,
                 output,
+                prefix,
             } => {
                 let h = Held {
                     attempt,
                     to: Peer::Frontend(fe),
                     prompt,
                     output,
+                    prefix,
                     stage: Stage::Engine,
                 };
                 self.take_work(ctx, h, incarnation, log);
@@ -501,12 +541,14 @@ impl Worker {
                 decode,
                 incarnation,
                 prompt,
+                prefix,
             } => {
                 let h = Held {
                     attempt,
                     to: Peer::Decode(decode),
                     prompt,
                     output: 1,
+                    prefix,
                     stage: Stage::Engine,
                 };
                 self.take_work(ctx, h, incarnation, log);
@@ -679,7 +721,12 @@ impl Worker {
                 // decode-only fallback) only once none is. Registered ones all dropped after
                 // errors: the request fails ("no instances") until the reconcile restores one
                 // or its lease ends.
-                match self.prefill.as_mut().map(|p| (p.any(), p.pick())) {
+                let req = RouteRequest {
+                    prompt: h.prompt,
+                    output: h.output,
+                    hashes: &[],
+                };
+                match self.prefill.as_mut().map(|p| (p.any(), p.pick(&req))) {
                     Some((_, Some(to))) => {
                         self.held[i].stage = Stage::Prefilling(to);
                         log.remote_prefill(h.attempt);
@@ -688,6 +735,7 @@ impl Worker {
                             decode: me,
                             incarnation: to.incarnation,
                             prompt: h.prompt,
+                            prefix: h.prefix,
                         };
                         ctx.schedule_now(Event::Worker(to.slot, e));
                     }
