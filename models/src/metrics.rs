@@ -68,6 +68,10 @@ pub struct AttemptRecord {
     pub remote_prefills: u16,
     /// KV transfers sent to a decode worker for it.
     pub kv_transfers: u16,
+    /// Prompt tokens prefilled for it and how many were prefix-cache hits (first admission).
+    pub prefill: Option<(u32, u32)>,
+    /// Whether a frontend routed it by its fallback router (no KV router answered).
+    pub fallback_routed: bool,
 }
 
 /// A line a component logs that the parser reads for recovery ("added model" from a
@@ -131,6 +135,8 @@ impl RunLog {
             served_by: None,
             remote_prefills: 0,
             kv_transfers: 0,
+            prefill: None,
+            fallback_routed: false,
         });
         (self.attempts.len() - 1) as u64
     }
@@ -165,6 +171,20 @@ impl RunLog {
     pub fn remote_prefill(&mut self, id: u64) {
         if let Some(a) = self.attempts.get_mut(id as usize) {
             a.remote_prefills += 1;
+        }
+    }
+
+    /// An engine admitted the attempt's prompt, `cached` of its tokens from the prefix cache.
+    pub fn admitted(&mut self, id: u64, prompt: u32, cached: u32) {
+        if let Some(a) = self.attempts.get_mut(id as usize) {
+            a.prefill.get_or_insert((prompt, cached));
+        }
+    }
+
+    /// A frontend routed the attempt by its fallback router.
+    pub fn fallback_routed(&mut self, id: u64) {
+        if let Some(a) = self.attempts.get_mut(id as usize) {
+            a.fallback_routed = true;
         }
     }
 

@@ -233,7 +233,9 @@ impl Client {
                 let pod = kube.pod(slot);
                 let fe = match pod.role {
                     PodRole::Frontend(i) => i,
-                    PodRole::Worker(_) => unreachable!("clients only forward to frontends"),
+                    PodRole::Worker(_) | PodRole::Router(_) => {
+                        unreachable!("clients only forward to frontends")
+                    }
                 };
                 if pod.exists && pod.uid == uid && frontend_listening(fe) {
                     self.forwards.push((slot, uid));

@@ -13,6 +13,7 @@ use sim_core::{
 };
 
 use crate::client::{Client, ClientEvent, ClientParams};
+use crate::discovery::client::DiscoveryClient;
 use crate::discovery::etcd::{notify_watchers, Etcd, EtcdEvent, Watchers};
 use crate::engine::Engine;
 use crate::fault::inject::Runner;
@@ -22,6 +23,7 @@ use crate::k8s::kubelet::{Kube, KubeEvent, PodRole};
 use crate::metrics::{RowMetrics, RunLog};
 use crate::profile::Profile;
 use crate::router::kv::KvRouter;
+use crate::router::service::{RouterEvent, RouterService};
 use crate::router::{Random, RoundRobin, Router};
 use crate::scenario::{DeploymentSpec, FailureSpec, Load, Role, RouterMode, Scenario};
 use crate::worker::{Worker, WorkerEvent, WorkerTimes};
@@ -52,6 +54,8 @@ pub enum Event {
     Etcd(EtcdEvent),
     /// Client `i`.
     Client(u16, ClientEvent),
+    /// Standalone router `i`.
+    Router(u16, RouterEvent),
 }
 
 impl TraceWord for Event {
@@ -66,6 +70,7 @@ impl TraceWord for Event {
             Event::Worker(i, e) => (4u8, *i, std::mem::discriminant(e)).hash(&mut h),
             Event::Etcd(e) => (5u8, 0u16, std::mem::discriminant(e)).hash(&mut h),
             Event::Client(i, e) => (6u8, *i, std::mem::discriminant(e)).hash(&mut h),
+            Event::Router(i, e) => (7u8, *i, std::mem::discriminant(e)).hash(&mut h),
         }
         h.finish()
     }
@@ -93,6 +98,7 @@ pub struct World {
     workers: Vec<Worker>,
     etcd: Etcd,
     clients: Vec<Client>,
+    routers: Vec<RouterService>,
     log: RunLog,
     watchers: Watchers,
 }
@@ -104,10 +110,11 @@ impl Model for World {
         match ev {
             Event::Runner(e) => self.runner.handle(e, ctx, &mut self.kube, &mut self.log),
             Event::Kube(e) => {
-                let (frontends, workers) = (&self.frontends, &self.workers);
+                let (frontends, workers, routers) = (&self.frontends, &self.workers, &self.routers);
                 self.kube.handle(e, ctx, |role| match role {
                     PodRole::Frontend(i) => frontends[i as usize].healthy(),
                     PodRole::Worker(i) => workers[i as usize].serving(),
+                    PodRole::Router(i) => routers[i as usize].serving(),
                 });
             }
             Event::Frontend(i, e) => {
@@ -115,6 +122,9 @@ impl Model for World {
             }
             Event::Worker(i, e) => {
                 self.workers[i as usize].handle(e, ctx, &mut self.etcd, &mut self.log)
+            }
+            Event::Router(i, e) => {
+                self.routers[i as usize].handle(e, ctx, &self.etcd, &mut self.log)
             }
             Event::Etcd(EtcdEvent::LeaseExpired(inst)) => {
                 if let Some(w) = self.etcd.remove(inst) {
@@ -166,6 +176,7 @@ pub fn run(
     let n_decode = deployment.dp as u16;
     let n_prefill = deployment.prefill_count() as u16;
     let n_w = n_decode + n_prefill;
+    let n_routers = deployment.routers as u16;
     // Pods: frontends, then decode workers, then prefill workers (worker slot i has pod
     // n_fe + i).
     let roles: Vec<(PodRole, Role)> = (0..n_fe)
@@ -180,6 +191,7 @@ pub fn run(
                 },
             )
         }))
+        .chain((0..n_routers).map(|i| (PodRole::Router(i), Role::Router)))
         .collect();
     let kube = Kube::new(profile.kube.clone(), &roles, streams.stream("kube"));
     let fe_times = FrontendTimes {
@@ -197,6 +209,8 @@ pub fn run(
             let router: Box<dyn Router> = match router_mode {
                 RouterMode::RoundRobin => Box::new(RoundRobin::default()),
                 RouterMode::Random => Box::new(Random::new(rng)),
+                // With standalone routers the frontend's own router is the fallback.
+                RouterMode::Kv if n_routers > 0 => Box::new(RoundRobin::default()),
                 RouterMode::Kv => Box::new(KvRouter::new(
                     profile.engine.block_size,
                     scenario.policies.kv_overlap_weight,
@@ -204,7 +218,14 @@ pub fn run(
                     rng,
                 )),
             };
-            Frontend::new(i, i, router, scenario.policies.migration_limit, fe_times)
+            Frontend::new(
+                i,
+                i,
+                router,
+                n_routers,
+                scenario.policies.migration_limit,
+                fe_times,
+            )
         })
         .collect();
     let d = &profile.disagg;
@@ -226,8 +247,33 @@ pub fn run(
     let watchers = Watchers {
         frontends: n_fe,
         decode_workers: n_decode,
+        routers: n_routers,
         delay: profile.process.watch_delay,
     };
+    let routers = (0..n_routers)
+        .map(|i| {
+            let (bs, w, t) = (
+                profile.engine.block_size,
+                scenario.policies.kv_overlap_weight,
+                scenario.policies.kv_temperature,
+            );
+            let mut starts = 0u32;
+            // Each start of the process begins with an empty view and its own stream.
+            let new_view = move || {
+                starts += 1;
+                let rng = RngStreams::new(seed).stream(&format!("router-service/{i}/{starts}"));
+                DiscoveryClient::new(false, Box::new(KvRouter::new(bs, w, t, rng)))
+            };
+            RouterService::new(
+                i,
+                n_fe + n_w + i,
+                profile.process.frontend_start,
+                bs,
+                n_decode,
+                Box::new(new_view),
+            )
+        })
+        .collect();
     let disagg = n_prefill > 0;
     let workers = (0..n_w)
         .map(|i| {
@@ -282,6 +328,7 @@ pub fn run(
         workers,
         etcd: Etcd::new(profile.process.lease_ttl, profile.process.lease_keepalive),
         clients,
+        routers,
         log,
         watchers,
     };

@@ -9,6 +9,7 @@ use sim_core::{Context, SimDuration, SimTime};
 
 use crate::cluster::Event;
 use crate::frontend::FrontendEvent;
+use crate::router::service::RouterEvent;
 use crate::worker::WorkerEvent;
 
 /// A registered worker instance: worker slot, process incarnation, and its pool.
@@ -103,6 +104,8 @@ pub struct Watchers {
     pub frontends: u16,
     /// Decode workers (worker slots `0..decode_workers`).
     pub decode_workers: u16,
+    /// Standalone routers (they watch the decode pool too).
+    pub routers: u16,
     /// Watch delivery delay [ns].
     pub delay: SimDuration,
 }
@@ -117,6 +120,9 @@ pub fn notify_watchers(ctx: &mut Context<Event>, watchers: Watchers, w: WatchEve
     } else {
         for fe in 0..watchers.frontends {
             ctx.schedule_in(watchers.delay, Event::Frontend(fe, FrontendEvent::Watch(w)));
+        }
+        for r in 0..watchers.routers {
+            ctx.schedule_in(watchers.delay, Event::Router(r, RouterEvent::Watch(w)));
         }
     }
 }

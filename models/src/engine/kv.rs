@@ -101,6 +101,13 @@ impl Pool {
         self.free + self.lru_len
     }
 
+    /// Every shared hash cached, sorted.
+    pub(crate) fn cached_hashes(&self) -> Vec<u64> {
+        let mut v: Vec<u64> = self.index.keys().copied().collect();
+        v.sort_unstable();
+        v
+    }
+
     /// Moves the KV events since the last call into `out`.
     pub(crate) fn drain_events(&mut self, out: &mut Vec<(bool, u64)>) {
         out.append(&mut self.events);

@@ -114,6 +114,8 @@ pub struct Engine {
     /// Prompt tokens of first admissions, and how many of them the prefix cache held.
     prompt_tokens: u64,
     cached_tokens: u64,
+    /// First admissions since the last drain: (request, prompt tokens, cached tokens).
+    admissions: Vec<(u64, u32, u32)>,
 }
 
 fn ceil_div(a: u32, b: u32) -> u32 {
@@ -145,7 +147,19 @@ impl Engine {
             aborted: 0,
             prompt_tokens: 0,
             cached_tokens: 0,
+            admissions: Vec::new(),
         }
+    }
+
+    /// Moves the first admissions since the last call into `out`: (request, prompt tokens,
+    /// of which cached).
+    pub fn drain_admissions(&mut self, out: &mut Vec<(u64, u32, u32)>) {
+        out.append(&mut self.admissions);
+    }
+
+    /// The shared block hashes its cache holds, sorted (a KV router rebuilding its view).
+    pub fn cached_hashes(&self) -> Vec<u64> {
+        self.pool.cached_hashes()
     }
 
     /// Moves the KV events (stored or removed shared block hashes) since the last call into
@@ -577,6 +591,7 @@ impl Engine {
                 // First admission of a prompt this engine prefills (not one transferred in).
                 self.prompt_tokens += u64::from(w.prompt);
                 self.cached_tokens += u64::from(before.min(w.prompt));
+                self.admissions.push((w.id, w.prompt, before.min(w.prompt)));
             }
             w.admitted = true;
             w.computed = before;

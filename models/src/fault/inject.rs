@@ -17,6 +17,7 @@ use crate::frontend::FrontendEvent;
 use crate::k8s::kubelet::{Kube, KubeEvent, PodRole, ProcessSignal};
 use crate::metrics::RunLog;
 use crate::profile::HarnessProfile;
+use crate::router::service::RouterEvent;
 use crate::scenario::{FailureAction, FailureSpec, Role, Trigger};
 use crate::worker::WorkerEvent;
 
@@ -178,7 +179,17 @@ impl Runner {
                         (FailureAction::KillEngineCore, PodRole::Worker(i)) => {
                             ctx.schedule_now(Event::Worker(i, WorkerEvent::KillEngineCore { gen }));
                         }
-                        (FailureAction::KillEngineCore, PodRole::Frontend(_)) => {}
+                        (FailureAction::KillProcess { .. }, PodRole::Router(i)) => {
+                            let sig = Sig::Kill;
+                            ctx.schedule_now(Event::Router(
+                                i,
+                                RouterEvent::Process(ProcessSignal::Signal { gen, sig }),
+                            ));
+                        }
+                        (
+                            FailureAction::KillEngineCore,
+                            PodRole::Frontend(_) | PodRole::Router(_),
+                        ) => {}
                     }
                 }
             }

@@ -92,6 +92,8 @@ pub enum PodRole {
     Frontend(u16),
     /// A worker (index among workers).
     Worker(u16),
+    /// A standalone router (index among routers).
+    Router(u16),
 }
 
 /// One pod slot of the deployment (a replica); `uid` changes when the pod is replaced.
@@ -188,7 +190,7 @@ impl Kube {
     fn probe_spec(&self, pod: u16) -> &ProbeSpec {
         match self.pods[pod as usize].role {
             PodRole::Frontend(_) => &self.cfg.frontend_readiness,
-            PodRole::Worker(_) => &self.cfg.worker_readiness,
+            PodRole::Worker(_) | PodRole::Router(_) => &self.cfg.worker_readiness,
         }
     }
 
@@ -401,5 +403,6 @@ fn process_event(role: PodRole, s: ProcessSignal) -> Event {
     match role {
         PodRole::Frontend(i) => Event::Frontend(i, crate::frontend::FrontendEvent::Process(s)),
         PodRole::Worker(i) => Event::Worker(i, crate::worker::WorkerEvent::Process(s)),
+        PodRole::Router(i) => Event::Router(i, crate::router::service::RouterEvent::Process(s)),
     }
 }

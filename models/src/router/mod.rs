@@ -3,6 +3,7 @@
 //! are the other modes).
 
 pub mod kv;
+pub mod service;
 
 use rand::RngExt;
 use sim_core::SimRng;

@@ -108,6 +108,11 @@ pub struct DeploymentSpec {
     /// file can compare routers side by side.
     #[serde(default)]
     pub router: Option<RouterMode>,
+    /// Standalone KV router replicas (`router: kv` only). 0: each frontend embeds its own KV
+    /// router. With standalone routers the frontends ask one for every request and fall
+    /// back to round-robin while none answers (REQ 7).
+    #[serde(default)]
+    pub routers: u32,
 }
 
 impl DeploymentSpec {
@@ -294,6 +299,10 @@ pub enum FailureKind {
     TrtllmDecodeEngineCore,
     /// SIGKILL to TRT-LLM's prefill engine core.
     TrtllmPrefillEngineCore,
+    /// SIGKILL to the standalone KV router process (DEP scenario 3).
+    Router,
+    /// Force-delete the standalone KV router pod.
+    RouterPod,
 }
 
 /// Which part of the deployment a failure hits.
@@ -305,6 +314,8 @@ pub enum Role {
     Decode,
     /// Prefill worker pods.
     Prefill,
+    /// Standalone KV router pods.
+    Router,
 }
 
 /// What a failure does to its target.
@@ -341,6 +352,8 @@ impl FailureKind {
             SglangPrefillDetokenizer => "sglang_prefill_detokenizer",
             TrtllmDecodeEngineCore => "trtllm_decode_engine_core",
             TrtllmPrefillEngineCore => "trtllm_prefill_engine_core",
+            Router => "router",
+            RouterPod => "router_pod",
         }
     }
 
@@ -356,6 +369,8 @@ impl FailureKind {
             K::DecodeWorkerPod => (Role::Decode, DeletePod),
             K::PrefillWorker => (Role::Prefill, KillProcess { graceful: false }),
             K::PrefillWorkerPod => (Role::Prefill, DeletePod),
+            K::Router => (Role::Router, KillProcess { graceful: false }),
+            K::RouterPod => (Role::Router, DeletePod),
             K::VllmDecodeEngineCore
             | K::SglangDecodeScheduler
             | K::SglangDecodeDetokenizer
@@ -568,6 +583,9 @@ impl Scenario {
             if d.frontend_count() == 0 {
                 return err(&at("frontends"), "at least 1 frontend");
             }
+            if d.routers > 0 && d.router_mode(&self.policies) != RouterMode::Kv {
+                return err(&at("routers"), "standalone routers only with `router: kv`");
+            }
             if d.mode == Mode::Disagg && d.prefill_count() == 0 {
                 return err(
                     &at("prefill_dp"),
@@ -677,6 +695,16 @@ impl Scenario {
                     Role::Frontend => d.frontend_count(),
                     Role::Decode => d.dp,
                     Role::Prefill if d.prefill_count() > 0 => d.prefill_count(),
+                    Role::Router if d.routers > 0 => d.routers,
+                    Role::Router => {
+                        return err(
+                            &at("kind"),
+                            &format!(
+                                "a role the deployment has: `{}` targets standalone routers, which `{name}` (deployments[{j}]) lacks (set `routers`)",
+                                f.kind.name()
+                            ),
+                        )
+                    }
                     Role::Prefill => {
                         return err(
                             &at("kind"),

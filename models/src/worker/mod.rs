@@ -34,6 +34,7 @@ use crate::frontend::FrontendEvent;
 use crate::k8s::kubelet::{KubeEvent, ProcessSignal};
 use crate::metrics::{ReadyLine, RunLog};
 use crate::request::Prefix;
+use crate::router::service::RouterEvent;
 use crate::router::{RoundRobin, RouteRequest};
 
 /// Tells frontend `fe` that `instance`'s stream for `attempt` broke (`gone`: because the
@@ -133,6 +134,11 @@ pub enum WorkerEvent {
     PrefillEngineLost {
         /// The prefill instance.
         from: Instance,
+    },
+    /// A standalone router restarted: send it every shared block hash the cache holds.
+    DumpKv {
+        /// The router.
+        router: u16,
     },
     /// A discovery watch event of the prefill pool (decode workers of a disaggregated
     /// deployment).
@@ -250,6 +256,8 @@ pub struct Worker {
     connected: Vec<Instance>,
     /// KV events drained from the engine, to publish.
     kv_buf: Vec<(bool, u64)>,
+    /// First admissions drained from the engine, to log.
+    admitted: Vec<(u64, u32, u32)>,
     times: WorkerTimes,
     watchers: Watchers,
     rng: SimRng,
@@ -286,6 +294,7 @@ impl Worker {
             handoff_free: SimTime::ZERO,
             connected: Vec::new(),
             kv_buf: Vec::new(),
+            admitted: Vec::new(),
             times,
             watchers,
             rng,
@@ -326,17 +335,30 @@ impl Worker {
         self.engine.drain_kv_events(&mut self.kv_buf);
         let from = self.instance();
         for (stored, hash) in self.kv_buf.drain(..) {
-            for fe in 0..self.watchers.frontends {
-                ctx.schedule_in(
-                    delay,
-                    Event::Frontend(fe, FrontendEvent::KvEvent { from, stored, hash }),
-                );
+            if self.watchers.routers > 0 {
+                for r in 0..self.watchers.routers {
+                    ctx.schedule_in(
+                        delay,
+                        Event::Router(r, RouterEvent::KvEvent { from, stored, hash }),
+                    );
+                }
+            } else {
+                for fe in 0..self.watchers.frontends {
+                    ctx.schedule_in(
+                        delay,
+                        Event::Frontend(fe, FrontendEvent::KvEvent { from, stored, hash }),
+                    );
+                }
             }
         }
     }
 
-    fn sync_wake(&mut self, ctx: &mut Context<Event>) {
+    fn sync_wake(&mut self, ctx: &mut Context<Event>, log: &mut RunLog) {
         self.publish_kv(ctx);
+        self.engine.drain_admissions(&mut self.admitted);
+        for (id, prompt, cached) in self.admitted.drain(..) {
+            log.admitted(id, prompt, cached);
+        }
         if self.engine.wants_step() && !self.start_pending {
             self.start_pending = true;
             ctx.schedule_now(Event::Worker(
@@ -389,7 +411,13 @@ impl Worker {
     }
 
     /// Puts a request into the engine (local prefill, or after a remote one).
-    fn admit(&mut self, ctx: &mut Context<Event>, i: usize, remote: bool) -> bool {
+    fn admit(
+        &mut self,
+        ctx: &mut Context<Event>,
+        i: usize,
+        remote: bool,
+        log: &mut RunLog,
+    ) -> bool {
         let h = self.held[i];
         let now = ctx.now();
         let ok = if remote {
@@ -402,7 +430,7 @@ impl Worker {
         };
         if ok {
             self.held[i].stage = Stage::Engine;
-            self.sync_wake(ctx);
+            self.sync_wake(ctx, log);
         } else {
             let h = self.held.swap_remove(i);
             self.fail(ctx, h, false);
@@ -506,7 +534,7 @@ impl Worker {
                     }
                 }
                 self.engine.start_step(now);
-                self.sync_wake(ctx);
+                self.sync_wake(ctx, log);
             }
             WorkerEvent::StartStep { gen } => {
                 if gen != self.gen {
@@ -515,7 +543,7 @@ impl Worker {
                 self.start_pending = false;
                 if self.phase == Phase::Serving {
                     self.engine.start_step(ctx.now());
-                    self.sync_wake(ctx);
+                    self.sync_wake(ctx, log);
                 }
             }
             WorkerEvent::Generate {
@@ -584,7 +612,7 @@ impl Worker {
                 }
                 if let Some(i) = self.find(attempt) {
                     if matches!(self.held[i].stage, Stage::Ingesting(_)) {
-                        self.admit(ctx, i, true);
+                        self.admit(ctx, i, true, log);
                     }
                 }
             }
@@ -612,6 +640,25 @@ impl Worker {
                     self.phase = Phase::EngineDead;
                     if let Some((k, _)) = self.wake.take() {
                         ctx.cancel(k);
+                    }
+                }
+            }
+            WorkerEvent::DumpKv { router } => {
+                if self.phase == Phase::Serving && !self.prefill_role {
+                    let from = self.instance();
+                    let delay = self.times.kv_events.unwrap_or(SimDuration::ZERO);
+                    for hash in self.engine.cached_hashes() {
+                        ctx.schedule_in(
+                            delay,
+                            Event::Router(
+                                router,
+                                RouterEvent::KvEvent {
+                                    from,
+                                    stored: true,
+                                    hash,
+                                },
+                            ),
+                        );
                     }
                 }
             }
@@ -643,7 +690,7 @@ impl Worker {
                     let h = self.held.swap_remove(i);
                     if self.phase == Phase::Serving && h.stage == Stage::Engine {
                         self.engine.abort(ctx.now(), attempt);
-                        self.sync_wake(ctx);
+                        self.sync_wake(ctx, log);
                     }
                 }
             }
@@ -745,10 +792,10 @@ impl Worker {
                     }
                     Some((false, None)) => {
                         log.fallbacks += 1;
-                        self.admit(ctx, i, false);
+                        self.admit(ctx, i, false, log);
                     }
                     None => {
-                        self.admit(ctx, i, false);
+                        self.admit(ctx, i, false, log);
                     }
                 }
             }

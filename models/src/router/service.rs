@@ -1,0 +1,198 @@
+//! The standalone KV router (DEP scenario 3, REQ 7): a process of its own, in its own pod,
+//! that the frontends ask where each request goes. It watches the decode pool, keeps the
+//! workers' cached blocks from their KV events, and counts the active blocks of what it
+//! routed. When it dies the frontends get no answer and fall back to round-robin; when it
+//! comes back its view is empty and it rebuilds it by asking every worker for the blocks its
+//! cache holds.
+
+use sim_core::{Context, SimDuration};
+
+use crate::cluster::{Event, Sig};
+use crate::discovery::client::DiscoveryClient;
+use crate::discovery::etcd::{Etcd, Instance, WatchEvent};
+use crate::frontend::FrontendEvent;
+use crate::k8s::kubelet::{KubeEvent, ProcessSignal};
+use crate::metrics::{ReadyLine, RunLog};
+use crate::request::Prefix;
+use crate::router::RouteRequest;
+use crate::worker::WorkerEvent;
+
+/// Events handled by a standalone router.
+#[derive(Clone, Copy, Debug)]
+pub enum RouterEvent {
+    /// From the kubelet: the container started, or a signal.
+    Process(ProcessSignal),
+    /// Start-up done: serving, discovery read, workers asked for their caches.
+    Up {
+        /// Container generation.
+        gen: u32,
+    },
+    /// A frontend asks where a request goes.
+    Route {
+        /// Attempt id.
+        attempt: u64,
+        /// The asking frontend.
+        fe: u16,
+        /// Prompt tokens.
+        prompt: u32,
+        /// Tokens to generate.
+        output: u32,
+        /// The prompt's shared prefix.
+        prefix: Prefix,
+    },
+    /// A request it routed ended.
+    Ended {
+        /// Where it went.
+        instance: Instance,
+        /// Prompt tokens.
+        prompt: u32,
+        /// Tokens to generate.
+        output: u32,
+    },
+    /// A KV event from a worker's engine (or its cache dump after a restart).
+    KvEvent {
+        /// The worker instance.
+        from: Instance,
+        /// Stored (else removed).
+        stored: bool,
+        /// The block's hash.
+        hash: u64,
+    },
+    /// A discovery watch event of the decode pool.
+    Watch(WatchEvent),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Down,
+    Starting,
+    Serving,
+}
+
+/// One standalone router process.
+pub struct RouterService {
+    idx: u16,
+    pod: u16,
+    gen: u32,
+    phase: Phase,
+    workers: DiscoveryClient,
+    start: SimDuration,
+    block_size: u32,
+    decode_workers: u16,
+    new_router: Box<dyn FnMut() -> DiscoveryClient>,
+}
+
+impl RouterService {
+    /// Router `idx` in pod slot `pod`; `new_router` makes a fresh (empty) view for each start.
+    pub fn new(
+        idx: u16,
+        pod: u16,
+        start: SimDuration,
+        block_size: u32,
+        decode_workers: u16,
+        mut new_router: Box<dyn FnMut() -> DiscoveryClient>,
+    ) -> Self {
+        RouterService {
+            idx,
+            pod,
+            gen: 0,
+            phase: Phase::Down,
+            workers: new_router(),
+            start,
+            block_size,
+            decode_workers,
+            new_router,
+        }
+    }
+
+    /// Whether it answers (`/health`, and so readiness).
+    pub fn serving(&self) -> bool {
+        self.phase == Phase::Serving
+    }
+
+    /// Handles an event.
+    pub fn handle(
+        &mut self,
+        ev: RouterEvent,
+        ctx: &mut Context<Event>,
+        etcd: &Etcd,
+        log: &mut RunLog,
+    ) {
+        match ev {
+            RouterEvent::Process(ProcessSignal::Start { gen }) => {
+                self.gen = gen;
+                self.phase = Phase::Starting;
+                self.workers = (self.new_router)();
+                ctx.schedule_in(self.start, Event::Router(self.idx, RouterEvent::Up { gen }));
+            }
+            RouterEvent::Process(ProcessSignal::Signal { gen, sig }) => {
+                if gen != self.gen || self.phase == Phase::Down || sig == Sig::Term {
+                    return; // SIGTERM does not reach it (`/bin/sh -c` PID 1)
+                }
+                self.phase = Phase::Down;
+                self.workers.clear();
+                ctx.schedule_now(Event::Kube(KubeEvent::ContainerExited {
+                    pod: self.pod,
+                    gen: self.gen,
+                }));
+            }
+            RouterEvent::Up { gen } => {
+                if gen != self.gen || self.phase != Phase::Starting {
+                    return;
+                }
+                self.phase = Phase::Serving;
+                self.workers.reset(etcd);
+                log.ready_lines.push(ReadyLine {
+                    at: ctx.now(),
+                    frontend: true,
+                });
+                // Rebuild the view from the workers' caches.
+                for w in 0..self.decode_workers {
+                    ctx.schedule_now(Event::Worker(w, WorkerEvent::DumpKv { router: self.idx }));
+                }
+            }
+            RouterEvent::Route {
+                attempt,
+                fe,
+                prompt,
+                output,
+                prefix,
+            } => {
+                let answer = if self.phase == Phase::Serving {
+                    let hashes = prefix.block_hashes(self.block_size);
+                    let req = RouteRequest {
+                        prompt,
+                        output,
+                        hashes: &hashes,
+                    };
+                    FrontendEvent::Routed {
+                        attempt,
+                        to: self.workers.pick(&req),
+                    }
+                } else {
+                    FrontendEvent::RouteFailed { attempt } // no responders
+                };
+                ctx.schedule_now(Event::Frontend(fe, answer));
+            }
+            RouterEvent::Ended {
+                instance,
+                prompt,
+                output,
+            } => {
+                if self.phase == Phase::Serving {
+                    self.workers.ended(instance, prompt, output);
+                }
+            }
+            RouterEvent::KvEvent { from, stored, hash } => {
+                if self.phase == Phase::Serving {
+                    self.workers.kv_event(from, stored, hash);
+                }
+            }
+            RouterEvent::Watch(w) => {
+                if self.phase == Phase::Serving {
+                    self.workers.watch(w);
+                }
+            }
+        }
+    }
+}
