@@ -121,6 +121,14 @@ fn more_kills_than_replicas_are_refused() {
 }
 
 #[test]
+fn a_malformed_trace_line_is_named() {
+    assert_rejected(
+        "bad_trace.ron",
+        &["bad_trace.jsonl:3:", "not a trace record"],
+    );
+}
+
+#[test]
 fn an_unreadable_file_is_an_input_error() {
     let (code, _, err) = dynsim(&["check", "/nonexistent/scenario.ron"]);
     assert_eq!(code, 2);

@@ -123,7 +123,7 @@ impl Client {
     pub fn new(idx: u16, p: ClientParams, rng: SimRng) -> Self {
         Client {
             rng,
-            prefix: Prefix::default(),
+            prefix: Prefix::None,
             idx,
             p,
             request: 0,
@@ -180,7 +180,7 @@ impl Client {
                 }
                 self.attempt = 0;
                 if let Some((groups, tokens)) = self.p.prefix {
-                    self.prefix = Prefix {
+                    self.prefix = Prefix::Group {
                         group: self.rng.random_range(0..groups),
                         tokens,
                     };

@@ -12,6 +12,9 @@ use sim_core::{
     Context, Limits, Model, RngStreams, SimDuration, SimTime, Simulation, StopReason, TraceWord,
 };
 
+use std::sync::Arc;
+
+use crate::client::open_loop::{OpenLoop, OPEN_LOOP};
 use crate::client::{Client, ClientEvent, ClientParams};
 use crate::discovery::client::DiscoveryClient;
 use crate::discovery::etcd::{notify_watchers, Etcd, EtcdEvent, Watchers};
@@ -22,6 +25,7 @@ use crate::frontend::{Frontend, FrontendEvent, FrontendTimes};
 use crate::k8s::kubelet::{Kube, KubeEvent, PodRole};
 use crate::metrics::{RowMetrics, RunLog};
 use crate::profile::Profile;
+use crate::request::Traces;
 use crate::router::kv::KvRouter;
 use crate::router::service::{RouterEvent, RouterService};
 use crate::router::{Random, RoundRobin, Router};
@@ -98,6 +102,7 @@ pub struct World {
     workers: Vec<Worker>,
     etcd: Etcd,
     clients: Vec<Client>,
+    open_loop: Option<OpenLoop>,
     routers: Vec<RouterService>,
     log: RunLog,
     watchers: Watchers,
@@ -129,6 +134,18 @@ impl Model for World {
             Event::Etcd(EtcdEvent::LeaseExpired(inst)) => {
                 if let Some(w) = self.etcd.remove(inst) {
                     notify_watchers(ctx, self.watchers, w);
+                }
+            }
+            Event::Client(OPEN_LOOP, e) => {
+                let frontends = &self.frontends;
+                if let Some(o) = &mut self.open_loop {
+                    o.handle(
+                        e,
+                        ctx,
+                        &self.kube,
+                        |fe| frontends[fe as usize].listening(),
+                        &mut self.log,
+                    );
                 }
             }
             Event::Client(i, e) => {
@@ -202,6 +219,10 @@ pub fn run(
         watch_delay: profile.process.watch_delay,
         block_size: profile.engine.block_size,
     };
+    let traces = match &scenario.load {
+        Load::Trace(t) => t.data.blocks.clone(),
+        Load::Harness(_) => Arc::new(Traces::default()),
+    };
     let router_mode = deployment.router_mode(&scenario.policies);
     let frontends = (0..n_fe)
         .map(|i| {
@@ -225,6 +246,7 @@ pub fn run(
                 n_routers,
                 scenario.policies.migration_limit,
                 fe_times,
+                traces.clone(),
             )
         })
         .collect();
@@ -271,6 +293,7 @@ pub fn run(
                 bs,
                 n_decode,
                 Box::new(new_view),
+                traces.clone(),
             )
         })
         .collect();
@@ -285,30 +308,54 @@ pub fn run(
             };
             let engine = Engine::new(profile.engine.clone(), profile.timing.with_tp(tp));
             let rng = streams.stream(&format!("worker/{i}"));
-            Worker::new(i, n_fe + i, prefill, disagg, engine, w_times, watchers, rng)
+            Worker::new(
+                i,
+                n_fe + i,
+                prefill,
+                disagg,
+                engine,
+                w_times,
+                watchers,
+                rng,
+                traces.clone(),
+            )
         })
         .collect();
-    let Load::Harness(h) = &scenario.load;
-    let params = ClientParams {
-        requests: h.requests_per_client,
-        input_tokens: h.input_tokens,
-        output_tokens: h.output_tokens,
-        attempts: h.attempts,
-        timeout: SimDuration::from_secs_f64(h.attempt_timeout_s),
-        retry_sleep: SimDuration::from_secs_f64(h.retry_sleep_s),
-        min_period: SimDuration::from_secs_f64(1.0 / h.max_request_rate),
-        pod_list: profile.harness.pod_list,
-        pod_get: profile.harness.pod_get,
-        api_read_fraction: profile.harness.api_read_fraction,
-        forward_open: profile.harness.port_forward_open,
-        instant_fail: profile.harness.error_answer,
-        report_requests: failure.after_requests.is_some(),
-        min_content_chars: h.min_content_chars,
-        prefix: (h.prefix_tokens > 0).then_some((h.prefix_groups, h.prefix_tokens)),
+    let (clients, open_loop, n_clients) = match &scenario.load {
+        Load::Harness(h) => {
+            let params = ClientParams {
+                requests: h.requests_per_client,
+                input_tokens: h.input_tokens,
+                output_tokens: h.output_tokens,
+                attempts: h.attempts,
+                timeout: SimDuration::from_secs_f64(h.attempt_timeout_s),
+                retry_sleep: SimDuration::from_secs_f64(h.retry_sleep_s),
+                min_period: SimDuration::from_secs_f64(1.0 / h.max_request_rate),
+                pod_list: profile.harness.pod_list,
+                pod_get: profile.harness.pod_get,
+                api_read_fraction: profile.harness.api_read_fraction,
+                forward_open: profile.harness.port_forward_open,
+                instant_fail: profile.harness.error_answer,
+                report_requests: failure.after_requests.is_some(),
+                min_content_chars: h.min_content_chars,
+                prefix: (h.prefix_tokens > 0).then_some((h.prefix_groups, h.prefix_tokens)),
+            };
+            let clients: Vec<Client> = (0..h.clients as u16)
+                .map(|i| Client::new(i, params, streams.stream(&format!("client/{i}"))))
+                .collect();
+            (clients, None, h.clients as u16)
+        }
+        Load::Trace(t) => {
+            let timeout = SimDuration::from_secs_f64(t.timeout_s);
+            let source = OpenLoop::new(
+                t.data.clone(),
+                t.speedup,
+                timeout,
+                profile.harness.error_answer,
+            );
+            (Vec::new(), Some(source), 1)
+        }
     };
-    let clients = (0..h.clients as u16)
-        .map(|i| Client::new(i, params, streams.stream(&format!("client/{i}"))))
-        .collect();
     let mut clock = streams.stream("harness/clock");
     let log = RunLog {
         clock_offset: SimDuration::from_nanos(clock.random_range(0..1_000_000_000)),
@@ -318,7 +365,8 @@ pub fn run(
         profile.harness.clone(),
         profile.kube.first_pod_create,
         failure,
-        h.clients as u16,
+        n_clients,
+        open_loop.is_some(),
         streams.stream("harness/clients"),
     );
     let world = World {
@@ -328,6 +376,7 @@ pub fn run(
         workers,
         etcd: Etcd::new(profile.process.lease_ttl, profile.process.lease_keepalive),
         clients,
+        open_loop,
         routers,
         log,
         watchers,

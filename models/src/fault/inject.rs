@@ -44,6 +44,8 @@ pub struct Runner {
     first_pod_create: SimDuration,
     failure: FailureSpec,
     clients: u16,
+    /// Whether the load is one open-loop source rather than client processes.
+    open_loop: bool,
     clients_done: u16,
     requests_done: u32,
     injected: bool,
@@ -57,6 +59,7 @@ impl Runner {
         first_pod_create: SimDuration,
         failure: &FailureSpec,
         clients: u16,
+        open_loop: bool,
         rng: SimRng,
     ) -> Self {
         Runner {
@@ -64,6 +67,7 @@ impl Runner {
             first_pod_create,
             failure: failure.clone(),
             clients,
+            open_loop,
             clients_done: 0,
             requests_done: 0,
             injected: false,
@@ -103,7 +107,11 @@ impl Runner {
                 log.deploy_ready = Some(ctx.now());
                 // Client processes are spawned together; each needs a moment to start.
                 let spread = self.harness.client_start_spread.as_nanos();
-                for c in 0..self.clients {
+                if self.open_loop {
+                    let e = Event::Client(crate::client::open_loop::OPEN_LOOP, ClientEvent::Begin);
+                    ctx.schedule_in(self.harness.client_start, e);
+                }
+                for c in 0..self.clients * u16::from(!self.open_loop) {
                     let jitter = self.rng.random_range(0..=2 * spread);
                     let d = SimDuration::from_nanos(
                         self.harness.client_start.as_nanos() + jitter

@@ -23,7 +23,9 @@ use crate::discovery::client::{DiscoveryClient, RECONCILE};
 use crate::discovery::etcd::{Etcd, Instance, WatchEvent};
 use crate::k8s::kubelet::{KubeEvent, ProcessSignal};
 use crate::metrics::{Outcome, ReadyLine, RunLog};
-use crate::request::Prefix;
+use std::sync::Arc;
+
+use crate::request::{Prefix, Traces};
 use crate::router::service::RouterEvent;
 use crate::router::{RouteRequest, Router};
 use crate::worker::WorkerEvent;
@@ -160,6 +162,8 @@ pub struct Frontend {
     inflight: Vec<Inflight>,
     /// Standalone router replicas to ask (0: the embedded router decides).
     routers: u16,
+    /// Block ids of a replayed trace.
+    traces: Arc<Traces>,
     next_router: u16,
     migration_limit: u32,
     times: FrontendTimes,
@@ -174,6 +178,7 @@ impl Frontend {
         routers: u16,
         migration_limit: u32,
         times: FrontendTimes,
+        traces: Arc<Traces>,
     ) -> Self {
         Frontend {
             idx,
@@ -184,6 +189,7 @@ impl Frontend {
             inflight: Vec::new(),
             routers,
             next_router: 0,
+            traces,
             migration_limit,
             times,
         }
@@ -242,7 +248,7 @@ impl Frontend {
     /// Routes with the frontend's own router (embedded, or the fallback while no standalone
     /// router answers).
     fn route_locally(&mut self, ctx: &mut Context<Event>, f: Inflight) -> Result<(), Outcome> {
-        let hashes = f.prefix.block_hashes(self.times.block_size);
+        let hashes = f.prefix.block_hashes(self.times.block_size, &self.traces);
         let req = RouteRequest {
             prompt: f.prompt + f.generated,
             output: f.output - f.generated,

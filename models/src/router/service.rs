@@ -13,7 +13,9 @@ use crate::discovery::etcd::{Etcd, Instance, WatchEvent};
 use crate::frontend::FrontendEvent;
 use crate::k8s::kubelet::{KubeEvent, ProcessSignal};
 use crate::metrics::{ReadyLine, RunLog};
-use crate::request::Prefix;
+use std::sync::Arc;
+
+use crate::request::{Prefix, Traces};
 use crate::router::RouteRequest;
 use crate::worker::WorkerEvent;
 
@@ -80,6 +82,7 @@ pub struct RouterService {
     block_size: u32,
     decode_workers: u16,
     new_router: Box<dyn FnMut() -> DiscoveryClient>,
+    traces: Arc<Traces>,
 }
 
 impl RouterService {
@@ -91,6 +94,7 @@ impl RouterService {
         block_size: u32,
         decode_workers: u16,
         mut new_router: Box<dyn FnMut() -> DiscoveryClient>,
+        traces: Arc<Traces>,
     ) -> Self {
         RouterService {
             idx,
@@ -102,6 +106,7 @@ impl RouterService {
             block_size,
             decode_workers,
             new_router,
+            traces,
         }
     }
 
@@ -159,7 +164,7 @@ impl RouterService {
                 prefix,
             } => {
                 let answer = if self.phase == Phase::Serving {
-                    let hashes = prefix.block_hashes(self.block_size);
+                    let hashes = prefix.block_hashes(self.block_size, &self.traces);
                     let req = RouteRequest {
                         prompt,
                         output,

@@ -6,6 +6,7 @@
 //! one [`ScenarioError`] naming the file, line:column and field.
 
 mod locate;
+pub mod trace;
 
 use std::path::{Path, PathBuf};
 
@@ -36,6 +37,9 @@ pub enum ScenarioError {
         /// What the parser expected.
         message: String,
     },
+    /// A replay trace is malformed.
+    #[error(transparent)]
+    Trace(#[from] trace::TraceError),
     /// The file parsed but a value is impossible.
     #[error("{path}:{line}:{col}: field `{field}`: expected {expected}")]
     Invalid {
@@ -203,6 +207,33 @@ pub enum RowMode {
 pub enum Load {
     /// The fault-tolerance suite's client processes.
     Harness(HarnessLoad),
+    /// Open-loop replay of a Mooncake-style trace.
+    Trace(TraceLoad),
+}
+
+/// Open-loop replay of a trace: each record is sent at its timestamp to a Ready frontend
+/// (round-robin over the Ready frontend pods, as a Kubernetes Service spreads connections).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename = "Trace")]
+pub struct TraceLoad {
+    /// The JSONL trace, relative to the scenario file.
+    pub file: String,
+    /// Tokens per trace block (`hash_ids` granularity; Mooncake: 512).
+    #[serde(default = "five_twelve")]
+    pub block_tokens: u32,
+    /// Replay speed: timestamps are divided by it.
+    #[serde(default = "one_f")]
+    pub speedup: f64,
+    /// Per-request HTTP timeout [s].
+    #[serde(default = "thirty")]
+    pub timeout_s: f64,
+    /// The trace, read at load time.
+    #[serde(skip)]
+    pub data: std::sync::Arc<trace::TraceData>,
+}
+
+fn five_twelve() -> u32 {
+    512
 }
 
 /// The request router inside each frontend.
@@ -509,13 +540,17 @@ impl Scenario {
         let opts = ron::Options::default()
             .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
             .with_default_extension(ron::extensions::Extensions::UNWRAP_VARIANT_NEWTYPES);
-        let scenario: Scenario = opts.from_str(src).map_err(|e| ScenarioError::Parse {
+        let mut scenario: Scenario = opts.from_str(src).map_err(|e| ScenarioError::Parse {
             path: path.to_owned(),
             line: e.span.start.line,
             col: e.span.start.col,
             message: e.code.to_string(),
         })?;
         scenario.validate(src, path)?;
+        if let Load::Trace(t) = &mut scenario.load {
+            let file = path.parent().unwrap_or(Path::new(".")).join(&t.file);
+            t.data = std::sync::Arc::new(trace::read(&file, t.block_tokens)?);
+        }
         Ok(scenario)
     }
 
@@ -607,55 +642,70 @@ impl Scenario {
                 );
             }
         }
-        let Load::Harness(h) = &self.load;
-        let at = |f: &'static str| [Key("load"), Key(f)];
-        if h.clients == 0 {
-            return err(&at("clients"), "at least 1 client");
-        }
-        if h.requests_per_client == 0 {
-            return err(&at("requests_per_client"), "at least 1 request");
-        }
-        if h.input_tokens == 0 {
-            return err(&at("input_tokens"), "at least 1 token");
-        }
-        if h.output_tokens == 0 {
-            return err(&at("output_tokens"), "at least 1 token");
-        }
-        if h.attempts == 0 {
-            return err(&at("attempts"), "at least 1 attempt per request");
-        }
-        if !positive(h.max_request_rate) {
-            return err(&at("max_request_rate"), "a positive rate [requests/s]");
-        }
-        if !positive(h.attempt_timeout_s) {
-            return err(&at("attempt_timeout_s"), "a positive number of seconds");
-        }
-        if h.prefix_tokens > h.input_tokens {
-            return err(
-                &at("prefix_tokens"),
-                "a prefix no longer than `input_tokens`",
-            );
-        }
-        if h.prefix_tokens > 0 && h.prefix_groups == 0 {
-            return err(
-                &at("prefix_groups"),
-                "at least 1 prefix group when `prefix_tokens` > 0",
-            );
-        }
-        if !non_negative(self.policies.kv_overlap_weight) {
-            return err(
-                &[Key("policies"), Key("kv_overlap_weight")],
-                "a non-negative weight",
-            );
-        }
-        if !non_negative(self.policies.kv_temperature) {
-            return err(
-                &[Key("policies"), Key("kv_temperature")],
-                "a non-negative temperature",
-            );
-        }
-        if !non_negative(h.retry_sleep_s) {
-            return err(&at("retry_sleep_s"), "a non-negative number of seconds");
+        match &self.load {
+            Load::Trace(t) => {
+                let at = |f: &'static str| [Key("load"), Key(f)];
+                if t.block_tokens == 0 {
+                    return err(&at("block_tokens"), "at least 1 token per trace block");
+                }
+                if !positive(t.speedup) {
+                    return err(&at("speedup"), "a positive replay speed");
+                }
+                if !positive(t.timeout_s) {
+                    return err(&at("timeout_s"), "a positive number of seconds");
+                }
+            }
+            Load::Harness(h) => {
+                let at = |f: &'static str| [Key("load"), Key(f)];
+                if h.clients == 0 {
+                    return err(&at("clients"), "at least 1 client");
+                }
+                if h.requests_per_client == 0 {
+                    return err(&at("requests_per_client"), "at least 1 request");
+                }
+                if h.input_tokens == 0 {
+                    return err(&at("input_tokens"), "at least 1 token");
+                }
+                if h.output_tokens == 0 {
+                    return err(&at("output_tokens"), "at least 1 token");
+                }
+                if h.attempts == 0 {
+                    return err(&at("attempts"), "at least 1 attempt per request");
+                }
+                if !positive(h.max_request_rate) {
+                    return err(&at("max_request_rate"), "a positive rate [requests/s]");
+                }
+                if !positive(h.attempt_timeout_s) {
+                    return err(&at("attempt_timeout_s"), "a positive number of seconds");
+                }
+                if h.prefix_tokens > h.input_tokens {
+                    return err(
+                        &at("prefix_tokens"),
+                        "a prefix no longer than `input_tokens`",
+                    );
+                }
+                if h.prefix_tokens > 0 && h.prefix_groups == 0 {
+                    return err(
+                        &at("prefix_groups"),
+                        "at least 1 prefix group when `prefix_tokens` > 0",
+                    );
+                }
+                if !non_negative(self.policies.kv_overlap_weight) {
+                    return err(
+                        &[Key("policies"), Key("kv_overlap_weight")],
+                        "a non-negative weight",
+                    );
+                }
+                if !non_negative(self.policies.kv_temperature) {
+                    return err(
+                        &[Key("policies"), Key("kv_temperature")],
+                        "a non-negative temperature",
+                    );
+                }
+                if !non_negative(h.retry_sleep_s) {
+                    return err(&at("retry_sleep_s"), "a non-negative number of seconds");
+                }
+            }
         }
         for (i, f) in self.failures.iter().enumerate() {
             let at = |k: &'static str| [Key("failures"), Index(i), Key(k)];

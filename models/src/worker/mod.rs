@@ -33,7 +33,9 @@ use crate::engine::{Engine, Output};
 use crate::frontend::FrontendEvent;
 use crate::k8s::kubelet::{KubeEvent, ProcessSignal};
 use crate::metrics::{ReadyLine, RunLog};
-use crate::request::Prefix;
+use std::sync::Arc;
+
+use crate::request::{Prefix, Traces};
 use crate::router::service::RouterEvent;
 use crate::router::{RoundRobin, RouteRequest};
 
@@ -261,6 +263,7 @@ pub struct Worker {
     times: WorkerTimes,
     watchers: Watchers,
     rng: SimRng,
+    traces: Arc<Traces>,
 }
 
 impl Worker {
@@ -276,6 +279,7 @@ impl Worker {
         times: WorkerTimes,
         watchers: Watchers,
         rng: SimRng,
+        traces: Arc<Traces>,
     ) -> Self {
         let prefill = (disagg && !prefill_role)
             .then(|| DiscoveryClient::new(true, Box::new(RoundRobin::default())));
@@ -298,6 +302,7 @@ impl Worker {
             times,
             watchers,
             rng,
+            traces,
         }
     }
 
@@ -424,7 +429,7 @@ impl Worker {
             self.engine
                 .submit_remote(now, h.attempt, h.prompt, h.output)
         } else {
-            let hashes = h.prefix.block_hashes(self.times.block_size);
+            let hashes = h.prefix.block_hashes(self.times.block_size, &self.traces);
             self.engine
                 .submit_with_prefix(now, h.attempt, h.prompt, h.output, hashes)
         };
