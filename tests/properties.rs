@@ -32,6 +32,9 @@ struct Case {
     frontends: u32,
     kind: &'static str,
     disagg: bool,
+    /// KV routing: 0 off, 1 embedded, 2 a standalone router.
+    kv: u8,
+    prefix_groups: u32,
     at: Result<f64, u32>,
     migration: u32,
     monitor: bool,
@@ -41,7 +44,14 @@ struct Case {
 fn case() -> impl Strategy<Value = Case> {
     (
         (1u32..=4, 1u32..=6, 1u32..=2, 1u32..=400, 1u32..=300),
-        (1u32..=2, 1u32..=2, 0usize..KINDS.len(), any::<bool>()),
+        (
+            1u32..=2,
+            1u32..=2,
+            0usize..KINDS.len(),
+            any::<bool>(),
+            0u8..=2,
+            0u32..=3,
+        ),
         (
             prop_oneof![(0.0f64..60.0).prop_map(Ok), (0u32..12).prop_map(Err)],
             0u32..=2,
@@ -52,7 +62,7 @@ fn case() -> impl Strategy<Value = Case> {
         .prop_map(
             |(
                 (clients, requests, attempts, input, output),
-                (dp, frontends, k, disagg),
+                (dp, frontends, k, disagg, kv, prefix_groups),
                 (at, migration, monitor, seed),
             )| Case {
                 clients,
@@ -64,6 +74,8 @@ fn case() -> impl Strategy<Value = Case> {
                 frontends,
                 kind: KINDS[k],
                 disagg: disagg || k >= AGG_KINDS,
+                kv,
+                prefix_groups,
                 at,
                 migration,
                 monitor,
@@ -81,14 +93,22 @@ fn scenario(c: &Case) -> Scenario {
         r#"Scenario(
             name: "prop",
             profile: "a100-k8s",
-            deployments: [Deployment(backend: vllm, mode: {mode}, dp: {dp}, frontends: {fe})],
-            load: Harness(clients: {cl}, requests_per_client: {rq}, input_tokens: {i}, output_tokens: {o}, attempts: {a}),
+            deployments: [Deployment(backend: vllm, mode: {mode}, dp: {dp}, frontends: {fe}, router: {router}, routers: {routers})],
+            load: Harness(clients: {cl}, requests_per_client: {rq}, input_tokens: {i}, output_tokens: {o}, attempts: {a}, prefix_groups: {pg}, prefix_tokens: {pt}),
             policies: (migration_limit: {m}, engine_monitor: {mon}),
             failures: [Failure(kind: {k}, {at})],
         )"#,
         dp = c.dp,
         fe = c.frontends,
         mode = if c.disagg { "disagg" } else { "agg" },
+        router = if c.kv > 0 { "kv" } else { "round_robin" },
+        routers = u8::from(c.kv == 2),
+        pg = c.prefix_groups,
+        pt = if c.prefix_groups > 0 {
+            c.input.min(256)
+        } else {
+            0
+        },
         cl = c.clients,
         rq = c.requests,
         i = c.input,
@@ -134,6 +154,17 @@ proptest! {
                 prop_assert!(life.2 <= ft && ft <= done);
             }
         }
+        // No router picks a worker that left discovery longer ago than the detection window
+        // (the watch delivery delay).
+        let window = sim_core::SimDuration::from_millis(20);
+        for &(t, slot, inc) in &log.picks {
+            if let Some(&(d, _, _)) = log.departures.iter().find(|x| x.1 == slot && x.2 == inc) {
+                prop_assert!(t <= d + window, "worker {slot}/{inc} picked at {t}, gone since {d}");
+            }
+        }
+        // KV routers hold only blocks stored and not yet removed: with the events in flight
+        // delivered, their views are within the workers' caches.
+        prop_assert_eq!(out.kv_view_errors, 0);
         // A request's KV is transferred at most once per prefill.
         for a in &log.attempts {
             prop_assert!(a.kv_transfers <= a.remote_prefills, "{} transfers for {} remote prefills", a.kv_transfers, a.remote_prefills);

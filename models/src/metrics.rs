@@ -108,6 +108,10 @@ pub struct RunLog {
     pub fallbacks: u64,
     /// Attempts closed a second time (must stay 0; checked by tests).
     pub double_closes: u32,
+    /// Routing decisions as the chosen worker received them: (when, slot, incarnation).
+    pub picks: Vec<(SimTime, u16, u32)>,
+    /// Workers leaving discovery (lease expired or revoked): (when, slot, incarnation).
+    pub departures: Vec<(SimTime, u16, u32)>,
     /// Worker incarnations: (slot, incarnation, serving from, dead from).
     pub incarnations: Vec<(u16, u32, SimTime, Option<SimTime>)>,
 }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use crate::client::open_loop::{OpenLoop, OPEN_LOOP};
 use crate::client::{Client, ClientEvent, ClientParams};
 use crate::discovery::client::DiscoveryClient;
-use crate::discovery::etcd::{notify_watchers, Etcd, EtcdEvent, Watchers};
+use crate::discovery::etcd::{notify_watchers, Etcd, EtcdEvent, Instance, Watchers};
 use crate::engine::Engine;
 use crate::fault::inject::Runner;
 pub use crate::fault::inject::RunnerEvent;
@@ -133,6 +133,9 @@ impl Model for World {
             }
             Event::Etcd(EtcdEvent::LeaseExpired(inst)) => {
                 if let Some(w) = self.etcd.remove(inst) {
+                    self.log
+                        .departures
+                        .push((ctx.now(), inst.slot, inst.incarnation));
                     notify_watchers(ctx, self.watchers, w);
                 }
             }
@@ -162,6 +165,36 @@ impl Model for World {
     }
 }
 
+impl World {
+    /// Hashes some KV router believes a worker holds that it does not (a dead worker's view
+    /// stays until it leaves discovery; after that it must be gone).
+    fn kv_view_errors(&self) -> u64 {
+        let caches: Vec<(Instance, Vec<u64>)> =
+            self.workers.iter().filter_map(Worker::cache).collect();
+        let views = self
+            .frontends
+            .iter()
+            .map(Frontend::kv_view)
+            .chain(self.routers.iter().map(RouterService::kv_view));
+        let mut errors = 0u64;
+        for view in views {
+            for (inst, hashes) in view {
+                match caches.iter().find(|c| c.0 == inst) {
+                    Some((_, held)) => {
+                        errors += hashes
+                            .iter()
+                            .filter(|h| held.binary_search(h).is_err())
+                            .count() as u64
+                    }
+                    None if self.etcd.instances().any(|i| i == inst) => {} // death not detected yet
+                    None => errors += hashes.len() as u64,
+                }
+            }
+        }
+        errors
+    }
+}
+
 /// What one run produced.
 pub struct RunOutput {
     /// The parsed row.
@@ -178,6 +211,10 @@ pub struct RunOutput {
     pub stop: StopReason,
     /// Whether every processed event's time was at or after the previous one's.
     pub time_monotonic: bool,
+    /// After the run, with the KV events in flight delivered: block hashes a KV router
+    /// believes a worker caches that the worker does not hold (or believes of a worker that
+    /// is gone). Must be 0.
+    pub kv_view_errors: u64,
 }
 
 /// Runs `deployment` of `scenario` under `failure` with `seed`.
@@ -395,21 +432,32 @@ pub fn run(
     let events = sim.events_processed();
     let trace_hash = sim.trace_hash().value();
     let sim_end_s = sim.now().as_secs_f64();
-    let world = sim.into_model();
-    let mut metrics = world.log.parse(scenario.sla_s);
-    let (prompt, cached) = world
+    let mut metrics = sim.model().log.parse(scenario.sla_s);
+    let (prompt, cached) = sim
+        .model()
         .workers
         .iter()
         .map(Worker::prefix_stats)
         .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
     metrics.prefix_hit_rate = (prompt > 0).then(|| cached as f64 / prompt as f64);
+    let log = sim.model().log.clone();
+    // Deliver the KV events still in flight and let the leases of dead workers run out, then
+    // compare every KV router's view with the workers' caches. The results above are fixed
+    // before this.
+    let until = sim.now() + profile.process.lease_ttl + SimDuration::from_secs(1);
+    sim.run(Limits {
+        until,
+        max_events: u64::MAX,
+    });
+    let kv_view_errors = sim.model().kv_view_errors();
     RunOutput {
         metrics,
-        log: world.log,
+        log,
         events,
         trace_hash,
         sim_end_s,
         stop,
         time_monotonic: monotonic,
+        kv_view_errors,
     }
 }

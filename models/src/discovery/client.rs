@@ -113,6 +113,11 @@ impl DiscoveryClient {
         }
     }
 
+    /// Its router's view of the workers' caches (KV routers).
+    pub fn view(&self) -> Vec<(Instance, Vec<u64>)> {
+        self.router.view()
+    }
+
     /// Whether its router wants KV events.
     pub fn wants_kv_events(&self) -> bool {
         self.router.wants_kv_events()

@@ -195,6 +195,15 @@ impl Frontend {
         }
     }
 
+    /// Its embedded router's view of the workers' caches (empty without a KV router).
+    pub fn kv_view(&self) -> Vec<(Instance, Vec<u64>)> {
+        if self.phase == Phase::Serving {
+            self.workers.view()
+        } else {
+            Vec::new()
+        }
+    }
+
     /// Whether the HTTP server accepts connections.
     pub fn listening(&self) -> bool {
         self.phase == Phase::Serving

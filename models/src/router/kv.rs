@@ -122,6 +122,17 @@ impl Router for KvRouter {
     fn wants_kv_events(&self) -> bool {
         true
     }
+
+    fn view(&self) -> Vec<(Instance, Vec<u64>)> {
+        self.trees
+            .iter()
+            .map(|(i, t)| {
+                let mut v: Vec<u64> = t.iter().copied().collect();
+                v.sort_unstable();
+                (*i, v)
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

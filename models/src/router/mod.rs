@@ -38,6 +38,10 @@ pub trait Router {
     fn wants_kv_events(&self) -> bool {
         false
     }
+    /// The block hashes it believes each worker caches, if it keeps such a view.
+    fn view(&self) -> Vec<(Instance, Vec<u64>)> {
+        Vec::new()
+    }
 }
 
 /// Round-robin over the live instances.

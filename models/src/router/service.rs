@@ -110,6 +110,15 @@ impl RouterService {
         }
     }
 
+    /// Its view of the workers' caches.
+    pub fn kv_view(&self) -> Vec<(Instance, Vec<u64>)> {
+        if self.phase == Phase::Serving {
+            self.workers.view()
+        } else {
+            Vec::new()
+        }
+    }
+
     /// Whether it answers (`/health`, and so readiness).
     pub fn serving(&self) -> bool {
         self.phase == Phase::Serving

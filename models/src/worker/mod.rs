@@ -306,6 +306,12 @@ impl Worker {
         }
     }
 
+    /// The serving instance and the shared block hashes its cache holds (`None` when not
+    /// serving).
+    pub fn cache(&self) -> Option<(Instance, Vec<u64>)> {
+        (self.phase == Phase::Serving).then(|| (self.instance(), self.engine.cached_hashes()))
+    }
+
     /// Prompt tokens its engine prefilled and how many were prefix-cache hits.
     pub fn prefix_stats(&self) -> (u64, u64) {
         self.engine.prefix_stats()
@@ -717,7 +723,7 @@ impl Worker {
                         self.exit(ctx, log);
                     }
                     Sig::Term if !self.times.sigterm_reaches_process => {}
-                    Sig::Term | Sig::Int => self.shutdown(ctx, etcd),
+                    Sig::Term | Sig::Int => self.shutdown(ctx, etcd, log),
                 }
             }
             WorkerEvent::KillEngineCore { gen } => {
@@ -749,7 +755,7 @@ impl Worker {
                             Event::Worker(self.idx, WorkerEvent::MonitorPoll { gen }),
                         );
                     }
-                    Phase::EngineDead => self.shutdown(ctx, etcd),
+                    Phase::EngineDead => self.shutdown(ctx, etcd, log),
                     _ => {}
                 }
             }
@@ -764,6 +770,7 @@ impl Worker {
     /// A request arrives for instance `incarnation` of this worker: a decode worker with a
     /// prefill pool sends the prefill away; otherwise the engine takes it.
     fn take_work(&mut self, ctx: &mut Context<Event>, h: Held, incarnation: u32, log: &mut RunLog) {
+        log.picks.push((ctx.now(), self.idx, incarnation));
         match self.phase {
             Phase::Serving if incarnation == self.incarnation => {
                 self.held.push(h);
@@ -830,9 +837,10 @@ impl Worker {
     }
 
     /// Runtime shutdown: the lease is revoked, streams end, the process exits shortly after.
-    fn shutdown(&mut self, ctx: &mut Context<Event>, etcd: &mut Etcd) {
+    fn shutdown(&mut self, ctx: &mut Context<Event>, etcd: &mut Etcd, log: &mut RunLog) {
         if matches!(self.phase, Phase::Serving | Phase::EngineDead) {
             if let Some(w) = etcd.remove(self.instance()) {
+                log.departures.push((ctx.now(), self.idx, self.incarnation));
                 notify_watchers(ctx, self.watchers, w);
             }
         }
