@@ -106,6 +106,8 @@ pub struct RunLog {
     pub zombie_work: u32,
     /// Requests a decode worker prefilled locally because no prefill worker was available.
     pub fallbacks: u64,
+    /// Requests a frontend migrated to another worker after a broken stream.
+    pub migrations: u64,
     /// Attempts closed a second time (must stay 0; checked by tests).
     pub double_closes: u32,
     /// Routing decisions as the chosen worker received them: (when, slot, incarnation).
@@ -267,6 +269,8 @@ pub struct RowMetrics {
     pub attempts: u64,
     /// Decode-only fallbacks (local prefills for want of a prefill worker).
     pub fallbacks: u64,
+    /// Migrations of in-flight requests to another worker.
+    pub migrations: u64,
 }
 
 fn mean(xs: impl Iterator<Item = f64>) -> Option<f64> {
@@ -370,6 +374,7 @@ impl RunLog {
             dead_clients: self.dead_clients,
             attempts: done.len() as u64,
             fallbacks: self.fallbacks,
+            migrations: self.migrations,
         }
     }
 }

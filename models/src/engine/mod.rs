@@ -151,6 +151,15 @@ impl Engine {
         }
     }
 
+    /// Tokens generated so far for request `id` (0 if it is not inside).
+    pub fn generated(&self, id: u64) -> u32 {
+        self.running
+            .iter()
+            .chain(self.waiting.iter())
+            .find(|s| s.id == id)
+            .map_or(0, |s| s.generated)
+    }
+
     /// Moves the first admissions since the last call into `out`: (request, prompt tokens,
     /// of which cached).
     pub fn drain_admissions(&mut self, out: &mut Vec<(u64, u32, u32)>) {

@@ -435,11 +435,12 @@ impl Frontend {
                 }
                 if f.migrations_left > 0 {
                     let g = Inflight {
-                        generated: f.generated + generated,
+                        generated: (f.generated + generated).min(f.output.saturating_sub(1)),
                         migrations_left: f.migrations_left - 1,
                         ..f
                     };
                     if self.route(ctx, g).is_ok() {
+                        log.migrations += 1;
                         return;
                     }
                 }

@@ -396,8 +396,21 @@ impl Worker {
     /// Tells whoever waits for `h` that it failed here; `gone`: because this process is
     /// going away.
     fn fail(&self, ctx: &mut Context<Event>, h: Held, gone: bool) {
+        self.fail_with(ctx, h, gone, 0);
+    }
+
+    /// As [`Worker::fail`], reporting `generated` tokens already produced.
+    fn fail_with(&self, ctx: &mut Context<Event>, h: Held, gone: bool, generated: u32) {
         match h.to {
-            Peer::Frontend(fe) => stream_error(ctx, fe, h.attempt, self.instance(), gone),
+            Peer::Frontend(fe) => {
+                let e = FrontendEvent::StreamError {
+                    attempt: h.attempt,
+                    instance: self.instance(),
+                    generated,
+                    gone,
+                };
+                ctx.schedule_now(Event::Frontend(fe, e));
+            }
             Peer::Decode(d) => {
                 let e = WorkerEvent::PrefillFailed {
                     attempt: h.attempt,
@@ -411,10 +424,17 @@ impl Worker {
 
     /// Breaks every request held (the peers see it at once) and empties the engine.
     fn drop_held(&mut self, ctx: &mut Context<Event>) {
+        // What each request had generated goes with its error: a frontend migrating it asks
+        // the next worker for the rest only.
+        let progress: Vec<u32> = self
+            .held
+            .iter()
+            .map(|h| self.engine.generated(h.attempt))
+            .collect();
         let _ = self.engine.kill();
         self.start_pending = false;
-        for h in std::mem::take(&mut self.held) {
-            self.fail(ctx, h, true);
+        for (h, g) in std::mem::take(&mut self.held).into_iter().zip(progress) {
+            self.fail_with(ctx, h, true, g);
         }
         if let Some((k, _)) = self.wake.take() {
             ctx.cancel(k);
