@@ -113,9 +113,7 @@ pub fn aisim(reqs: &[Req], l: &EngineLimits, workers: usize, closed_loop: Option
 /// instant: steps ending then are applied, arrivals are submitted, idle engines start a step
 /// (aisimulate `replay/agg.rs` 859–956).
 pub fn dynsim(reqs: &[Req], l: &EngineLimits, workers: usize) -> Times {
-    let mut engines: Vec<Engine> = (0..workers)
-        .map(|_| Engine::new(l.clone(), Timing::Polynomial(Polynomial)))
-        .collect();
+    let mut engines = engines(l, workers);
     let at = |ms: f64| SimTime::from_nanos((ms * 1e6).round() as u64);
     let mut first = BTreeMap::new();
     let mut out = Times::new();
@@ -148,6 +146,13 @@ pub fn dynsim(reqs: &[Req], l: &EngineLimits, workers: usize) -> Times {
             e.start_step(now);
         }
     }
+}
+
+/// `workers` engines with the mocker's step time.
+fn engines(l: &EngineLimits, workers: usize) -> Vec<Engine> {
+    (0..workers)
+        .map(|_| Engine::new(l.clone(), Timing::Polynomial(Polynomial)))
+        .collect()
 }
 
 fn submit(e: &mut Engine, now: SimTime, i: usize, r: &Req, bs: u32) {
@@ -183,9 +188,7 @@ fn record(
 /// at that instant (aisimulate's `max_in_flight`, `replay/components/admission.rs`), placed
 /// round-robin in arrival order.
 pub fn dynsim_closed(reqs: &[Req], l: &EngineLimits, workers: usize, c: usize) -> Times {
-    let mut engines: Vec<Engine> = (0..workers)
-        .map(|_| Engine::new(l.clone(), Timing::Polynomial(Polynomial)))
-        .collect();
+    let mut engines = engines(l, workers);
     let mut first = BTreeMap::new();
     let mut out = Times::new();
     let mut next = 0;

@@ -293,6 +293,15 @@ impl Frontend {
         ));
     }
 
+    /// Removes an attempt waiting for a standalone router's answer.
+    fn take_awaiting(&mut self, attempt: u64) -> Option<Inflight> {
+        let i = self
+            .inflight
+            .iter()
+            .position(|f| f.attempt == attempt && f.awaiting)?;
+        Some(self.inflight.swap_remove(i))
+    }
+
     /// Removes an attempt in flight; the router learns that it ended.
     fn take(&mut self, ctx: &mut Context<Event>, attempt: u64) -> Option<Inflight> {
         let i = self.inflight.iter().position(|f| f.attempt == attempt)?;
@@ -459,14 +468,9 @@ impl Frontend {
                 }
             }
             FrontendEvent::Routed { attempt, to } => {
-                let Some(i) = self
-                    .inflight
-                    .iter()
-                    .position(|f| f.attempt == attempt && f.awaiting)
-                else {
+                let Some(f) = self.take_awaiting(attempt) else {
                     return;
                 };
-                let f = self.inflight.swap_remove(i);
                 match to {
                     Some(instance) => self.dispatch(
                         ctx,
@@ -487,14 +491,9 @@ impl Frontend {
             }
             FrontendEvent::RouteFailed { attempt } => {
                 // No router answered: the frontend's own round-robin takes over (REQ 7).
-                let Some(i) = self
-                    .inflight
-                    .iter()
-                    .position(|f| f.attempt == attempt && f.awaiting)
-                else {
+                let Some(f) = self.take_awaiting(attempt) else {
                     return;
                 };
-                let f = self.inflight.swap_remove(i);
                 log.fallback_routed(attempt);
                 if let Err(o) = self.route_locally(
                     ctx,
