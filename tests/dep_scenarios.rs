@@ -73,3 +73,41 @@ fn scenario_5_frontend_failure_is_absorbed_by_a_second_frontend() {
         );
     }
 }
+
+#[test]
+fn scenario_4_processor_failure_restarts_requests_through_another_processor() {
+    let r = rows("dep-4-processor-failure.ron");
+    for k in ["processor", "processor_pod"] {
+        assert!(
+            sum(&r, None, k, "migrations") > 0.0,
+            "{k}: the broken requests restart"
+        );
+        assert_eq!(
+            sum(&r, None, k, "failed_after"),
+            0.0,
+            "{k}: none fails with migration"
+        );
+    }
+    // Without migration the requests the processor carried fail.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut s = Scenario::load(&root.join("scenarios/dep-4-processor-failure.ron")).unwrap();
+    s.policies.migration_limit = 0;
+    let f = s
+        .failures
+        .iter()
+        .find(|f| f.kind == FailureKind::Processor)
+        .unwrap()
+        .clone();
+    let failed: u64 = (0..3)
+        .map(|seed| {
+            models::cluster::run(&s, &s.deployments[0], &f, seed)
+                .metrics
+                .failed_after
+                .unwrap()
+        })
+        .sum();
+    assert!(
+        failed > 0,
+        "requests in flight on the dead processor fail without migration"
+    );
+}

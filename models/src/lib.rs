@@ -14,6 +14,7 @@ pub mod fault;
 pub mod frontend;
 pub mod k8s;
 pub mod metrics;
+pub mod processor;
 pub mod profile;
 pub mod request;
 pub mod router;

@@ -233,7 +233,7 @@ impl Client {
                 let pod = kube.pod(slot);
                 let fe = match pod.role {
                     PodRole::Frontend(i) => i,
-                    PodRole::Worker(_) | PodRole::Router(_) => {
+                    PodRole::Worker(_) | PodRole::Router(_) | PodRole::Processor(_) => {
                         unreachable!("clients only forward to frontends")
                     }
                 };

@@ -21,9 +21,10 @@ use crate::discovery::etcd::{notify_watchers, Etcd, EtcdEvent, Instance, Watcher
 use crate::engine::Engine;
 use crate::fault::inject::Runner;
 pub use crate::fault::inject::RunnerEvent;
-use crate::frontend::{Frontend, FrontendEvent, FrontendTimes};
+use crate::frontend::{Frontend, FrontendEvent, FrontendTimes, Upstream};
 use crate::k8s::kubelet::{Kube, KubeEvent, PodRole};
 use crate::metrics::{RowMetrics, RunLog};
+use crate::processor::{Processor, ProcessorEvent};
 use crate::profile::Profile;
 use crate::request::Traces;
 use crate::router::kv::KvRouter;
@@ -60,6 +61,8 @@ pub enum Event {
     Client(u16, ClientEvent),
     /// Standalone router `i`.
     Router(u16, RouterEvent),
+    /// Processor `i`.
+    Processor(u16, ProcessorEvent),
 }
 
 impl TraceWord for Event {
@@ -75,6 +78,7 @@ impl TraceWord for Event {
             Event::Etcd(e) => (5u8, 0u16, std::mem::discriminant(e)).hash(&mut h),
             Event::Client(i, e) => (6u8, *i, std::mem::discriminant(e)).hash(&mut h),
             Event::Router(i, e) => (7u8, *i, std::mem::discriminant(e)).hash(&mut h),
+            Event::Processor(i, e) => (8u8, *i, std::mem::discriminant(e)).hash(&mut h),
         }
         h.finish()
     }
@@ -104,6 +108,7 @@ pub struct World {
     clients: Vec<Client>,
     open_loop: Option<OpenLoop>,
     routers: Vec<RouterService>,
+    processors: Vec<Processor>,
     log: RunLog,
     watchers: Watchers,
 }
@@ -115,11 +120,17 @@ impl Model for World {
         match ev {
             Event::Runner(e) => self.runner.handle(e, ctx, &mut self.kube, &mut self.log),
             Event::Kube(e) => {
-                let (frontends, workers, routers) = (&self.frontends, &self.workers, &self.routers);
+                let (frontends, workers, routers, processors) = (
+                    &self.frontends,
+                    &self.workers,
+                    &self.routers,
+                    &self.processors,
+                );
                 self.kube.handle(e, ctx, |role| match role {
                     PodRole::Frontend(i) => frontends[i as usize].healthy(),
                     PodRole::Worker(i) => workers[i as usize].serving(),
                     PodRole::Router(i) => routers[i as usize].serving(),
+                    PodRole::Processor(i) => processors[i as usize].serving(),
                 });
             }
             Event::Frontend(i, e) => {
@@ -131,6 +142,7 @@ impl Model for World {
             Event::Router(i, e) => {
                 self.routers[i as usize].handle(e, ctx, &self.etcd, &mut self.log)
             }
+            Event::Processor(i, e) => self.processors[i as usize].handle(e, ctx, &mut self.log),
             Event::Etcd(EtcdEvent::LeaseExpired(inst)) => {
                 if let Some(w) = self.etcd.remove(inst) {
                     self.log
@@ -231,6 +243,7 @@ pub fn run(
     let n_prefill = deployment.prefill_count() as u16;
     let n_w = n_decode + n_prefill;
     let n_routers = deployment.routers as u16;
+    let n_proc = deployment.processors as u16;
     // Pods: frontends, then decode workers, then prefill workers (worker slot i has pod
     // n_fe + i).
     let roles: Vec<(PodRole, Role)> = (0..n_fe)
@@ -246,6 +259,7 @@ pub fn run(
             )
         }))
         .chain((0..n_routers).map(|i| (PodRole::Router(i), Role::Router)))
+        .chain((0..n_proc).map(|i| (PodRole::Processor(i), Role::Processor)))
         .collect();
     let kube = Kube::new(profile.kube.clone(), &roles, streams.stream("kube"));
     let fe_times = FrontendTimes {
@@ -276,15 +290,12 @@ pub fn run(
                     rng,
                 )),
             };
-            Frontend::new(
-                i,
-                i,
-                router,
-                n_routers,
-                scenario.policies.migration_limit,
-                fe_times,
-                traces.clone(),
-            )
+            let upstream = Upstream {
+                routers: n_routers,
+                processors: n_proc,
+                migration_limit: scenario.policies.migration_limit,
+            };
+            Frontend::new(i, i, router, upstream, fe_times, traces.clone())
         })
         .collect();
     let d = &profile.disagg;
@@ -415,6 +426,15 @@ pub fn run(
         clients,
         open_loop,
         routers,
+        processors: (0..n_proc)
+            .map(|i| {
+                Processor::new(
+                    i,
+                    n_fe + n_w + n_routers + i,
+                    profile.process.frontend_start,
+                )
+            })
+            .collect(),
         log,
         watchers,
     };

@@ -16,6 +16,7 @@ use crate::cluster::{Event, Sig};
 use crate::frontend::FrontendEvent;
 use crate::k8s::kubelet::{Kube, KubeEvent, PodRole, ProcessSignal};
 use crate::metrics::RunLog;
+use crate::processor::ProcessorEvent;
 use crate::profile::HarnessProfile;
 use crate::router::service::RouterEvent;
 use crate::scenario::{FailureAction, FailureSpec, Role, Trigger};
@@ -194,9 +195,16 @@ impl Runner {
                                 RouterEvent::Process(ProcessSignal::Signal { gen, sig }),
                             ));
                         }
+                        (FailureAction::KillProcess { .. }, PodRole::Processor(i)) => {
+                            let sig = Sig::Kill;
+                            ctx.schedule_now(Event::Processor(
+                                i,
+                                ProcessorEvent::Process(ProcessSignal::Signal { gen, sig }),
+                            ));
+                        }
                         (
                             FailureAction::KillEngineCore,
-                            PodRole::Frontend(_) | PodRole::Router(_),
+                            PodRole::Frontend(_) | PodRole::Router(_) | PodRole::Processor(_),
                         ) => {}
                     }
                 }

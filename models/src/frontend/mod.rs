@@ -15,7 +15,7 @@
 //!   process itself) ends it promptly.
 //! - `/health` reports healthy only with at least one instance, which gates its readiness probe.
 
-use sim_core::{Context, SimDuration};
+use sim_core::{Context, SimDuration, SimTime};
 
 use crate::client::ClientEvent;
 use crate::cluster::{Event, Sig};
@@ -25,6 +25,7 @@ use crate::k8s::kubelet::{KubeEvent, ProcessSignal};
 use crate::metrics::{Outcome, ReadyLine, RunLog};
 use std::sync::Arc;
 
+use crate::processor::ProcessorEvent;
 use crate::request::{Prefix, Traces};
 use crate::router::service::RouterEvent;
 use crate::router::{RouteRequest, Router};
@@ -90,6 +91,13 @@ pub enum FrontendEvent {
         /// Attempt id.
         attempt: u64,
     },
+    /// The processor carrying a request died, or did not answer.
+    ProcessorLost {
+        /// Attempt id.
+        attempt: u64,
+        /// The processor.
+        processor: u16,
+    },
     /// A KV event a worker's engine published on the event plane.
     KvEvent {
         /// The worker instance.
@@ -135,6 +143,17 @@ struct Inflight {
     awaiting: bool,
 }
 
+/// What stands between a frontend and the workers, and its migration policy.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Upstream {
+    /// Standalone KV routers to ask (0: its own router decides).
+    pub routers: u16,
+    /// Processors requests pass through (0: none).
+    pub processors: u16,
+    /// Extra attempts on another worker (or processor) when a stream breaks.
+    pub migration_limit: u32,
+}
+
 /// Start-up and answer times of a frontend.
 #[derive(Clone, Copy, Debug)]
 pub struct FrontendTimes {
@@ -162,6 +181,11 @@ pub struct Frontend {
     inflight: Vec<Inflight>,
     /// Standalone router replicas to ask (0: the embedded router decides).
     routers: u16,
+    /// Processors of the older graph (0: none).
+    processors: u16,
+    next_proc: u16,
+    /// Processors seen failing, not used until the given time (one reconcile period).
+    proc_down: Vec<(u16, SimTime)>,
     /// Block ids of a replayed trace.
     traces: Arc<Traces>,
     next_router: u16,
@@ -175,11 +199,15 @@ impl Frontend {
         idx: u16,
         pod: u16,
         router: Box<dyn Router>,
-        routers: u16,
-        migration_limit: u32,
+        upstream: Upstream,
         times: FrontendTimes,
         traces: Arc<Traces>,
     ) -> Self {
+        let Upstream {
+            routers,
+            processors,
+            migration_limit,
+        } = upstream;
         Frontend {
             idx,
             pod,
@@ -189,6 +217,9 @@ impl Frontend {
             inflight: Vec::new(),
             routers,
             next_router: 0,
+            processors,
+            next_proc: 0,
+            proc_down: Vec::new(),
             traces,
             migration_limit,
             times,
@@ -277,20 +308,42 @@ impl Frontend {
     }
 
     /// Sends the request to its worker.
+    /// Sends the request to its worker, through a processor when the graph has them.
     fn dispatch(&mut self, ctx: &mut Context<Event>, f: Inflight) {
-        let instance = f.instance;
-        self.inflight.push(f);
-        ctx.schedule_now(Event::Worker(
-            instance.slot,
-            WorkerEvent::Generate {
+        let (to, prompt, output) = (f.instance, f.prompt + f.generated, f.output - f.generated);
+        if self.processors > 0 {
+            // Round-robin over the processors not seen failing in the last reconcile period.
+            let now = ctx.now();
+            self.proc_down.retain(|d| d.1 > now);
+            let n = self.processors;
+            let p = (0..n)
+                .map(|k| (self.next_proc + k) % n)
+                .find(|p| !self.proc_down.iter().any(|d| d.0 == *p))
+                .unwrap_or(self.next_proc % n);
+            self.next_proc = (p + 1) % n;
+            self.inflight.push(f);
+            let e = ProcessorEvent::Forward {
                 attempt: f.attempt,
                 fe: self.idx,
-                incarnation: instance.incarnation,
-                prompt: f.prompt + f.generated,
-                output: f.output - f.generated,
+                to,
+                prompt,
+                output,
                 prefix: f.prefix,
-            },
-        ));
+            };
+            ctx.schedule_now(Event::Processor(p, e));
+            return;
+        }
+        self.inflight.push(f);
+        let e = WorkerEvent::Generate {
+            attempt: f.attempt,
+            fe: self.idx,
+            incarnation: to.incarnation,
+            prompt,
+            output,
+            prefix: f.prefix,
+            via: None,
+        };
+        ctx.schedule_now(Event::Worker(to.slot, e));
     }
 
     /// Removes an attempt waiting for a standalone router's answer.
@@ -488,6 +541,31 @@ impl Frontend {
                         self.times.error_answer,
                     ),
                 }
+            }
+            FrontendEvent::ProcessorLost { attempt, processor } => {
+                let Some(f) = self.take(ctx, attempt) else {
+                    return;
+                };
+                self.proc_down.push((processor, ctx.now() + RECONCILE));
+                // Restart it through another processor while migration allows (DEP scenario
+                // 4), else it fails.
+                if f.migrations_left > 0 {
+                    let g = Inflight {
+                        migrations_left: f.migrations_left - 1,
+                        ..f
+                    };
+                    if self.route(ctx, g).is_ok() {
+                        log.migrations += 1;
+                        return;
+                    }
+                }
+                self.answer(
+                    ctx,
+                    f.client,
+                    attempt,
+                    Outcome::ServerError,
+                    self.times.error_answer,
+                );
             }
             FrontendEvent::RouteFailed { attempt } => {
                 // No router answered: the frontend's own round-robin takes over (REQ 7).

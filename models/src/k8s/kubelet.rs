@@ -94,6 +94,8 @@ pub enum PodRole {
     Worker(u16),
     /// A standalone router (index among routers).
     Router(u16),
+    /// A processor (index among processors).
+    Processor(u16),
 }
 
 /// One pod slot of the deployment (a replica); `uid` changes when the pod is replaced.
@@ -190,7 +192,9 @@ impl Kube {
     fn probe_spec(&self, pod: u16) -> &ProbeSpec {
         match self.pods[pod as usize].role {
             PodRole::Frontend(_) => &self.cfg.frontend_readiness,
-            PodRole::Worker(_) | PodRole::Router(_) => &self.cfg.worker_readiness,
+            PodRole::Worker(_) | PodRole::Router(_) | PodRole::Processor(_) => {
+                &self.cfg.worker_readiness
+            }
         }
     }
 
@@ -404,5 +408,6 @@ fn process_event(role: PodRole, s: ProcessSignal) -> Event {
         PodRole::Frontend(i) => Event::Frontend(i, crate::frontend::FrontendEvent::Process(s)),
         PodRole::Worker(i) => Event::Worker(i, crate::worker::WorkerEvent::Process(s)),
         PodRole::Router(i) => Event::Router(i, crate::router::service::RouterEvent::Process(s)),
+        PodRole::Processor(i) => Event::Processor(i, crate::processor::ProcessorEvent::Process(s)),
     }
 }

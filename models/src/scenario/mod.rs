@@ -117,6 +117,10 @@ pub struct DeploymentSpec {
     /// back to round-robin while none answers (REQ 7).
     #[serde(default)]
     pub routers: u32,
+    /// Processors between the frontends and the workers (Dynamo's older graph, DEP
+    /// scenarios 1–4); 0 for none. Requests and responses pass through one, round-robin.
+    #[serde(default)]
+    pub processors: u32,
 }
 
 impl DeploymentSpec {
@@ -334,6 +338,10 @@ pub enum FailureKind {
     Router,
     /// Force-delete the standalone KV router pod.
     RouterPod,
+    /// SIGKILL to a processor process (DEP scenario 4).
+    Processor,
+    /// Force-delete a processor pod.
+    ProcessorPod,
 }
 
 /// Which part of the deployment a failure hits.
@@ -347,6 +355,8 @@ pub enum Role {
     Prefill,
     /// Standalone KV router pods.
     Router,
+    /// Processor pods (the older graph).
+    Processor,
 }
 
 /// What a failure does to its target.
@@ -385,6 +395,8 @@ impl FailureKind {
             TrtllmPrefillEngineCore => "trtllm_prefill_engine_core",
             Router => "router",
             RouterPod => "router_pod",
+            Processor => "processor",
+            ProcessorPod => "processor_pod",
         }
     }
 
@@ -402,6 +414,8 @@ impl FailureKind {
             K::PrefillWorkerPod => (Role::Prefill, DeletePod),
             K::Router => (Role::Router, KillProcess { graceful: false }),
             K::RouterPod => (Role::Router, DeletePod),
+            K::Processor => (Role::Processor, KillProcess { graceful: false }),
+            K::ProcessorPod => (Role::Processor, DeletePod),
             K::VllmDecodeEngineCore
             | K::SglangDecodeScheduler
             | K::SglangDecodeDetokenizer
@@ -746,6 +760,16 @@ impl Scenario {
                     Role::Decode => d.dp,
                     Role::Prefill if d.prefill_count() > 0 => d.prefill_count(),
                     Role::Router if d.routers > 0 => d.routers,
+                    Role::Processor if d.processors > 0 => d.processors,
+                    Role::Processor => {
+                        return err(
+                            &at("kind"),
+                            &format!(
+                                "a role the deployment has: `{}` targets processors, which `{name}` (deployments[{j}]) lacks (set `processors`)",
+                                f.kind.name()
+                            ),
+                        )
+                    }
                     Role::Router => {
                         return err(
                             &at("kind"),

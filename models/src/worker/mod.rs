@@ -35,21 +35,10 @@ use crate::k8s::kubelet::{KubeEvent, ProcessSignal};
 use crate::metrics::{ReadyLine, RunLog};
 use std::sync::Arc;
 
+use crate::processor::ProcessorEvent;
 use crate::request::{Prefix, Traces};
 use crate::router::service::RouterEvent;
 use crate::router::{RoundRobin, RouteRequest};
-
-/// Tells frontend `fe` that `instance`'s stream for `attempt` broke (`gone`: because the
-/// instance is no more) or that it answered with an error.
-fn stream_error(ctx: &mut Context<Event>, fe: u16, attempt: u64, instance: Instance, gone: bool) {
-    let e = FrontendEvent::StreamError {
-        attempt,
-        instance,
-        generated: 0,
-        gone,
-    };
-    ctx.schedule_now(Event::Frontend(fe, e));
-}
 
 /// Events handled by a worker.
 #[derive(Clone, Copy, Debug)]
@@ -85,6 +74,8 @@ pub enum WorkerEvent {
         output: u32,
         /// The prompt's shared prefix.
         prefix: Prefix,
+        /// The processor it came through, if any.
+        via: Option<u16>,
     },
     /// Cancel a request (client gone).
     Cancel {
@@ -202,8 +193,18 @@ struct Held {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Peer {
-    Frontend(u16),
+    /// A frontend, answered directly or through a processor.
+    Frontend(u16, Option<u16>),
     Decode(Instance),
+}
+
+/// Sends `event` to frontend `fe`, through processor `via` if the request came that way.
+fn to_frontend(ctx: &mut Context<Event>, fe: u16, via: Option<u16>, event: FrontendEvent) {
+    let e = match via {
+        Some(p) => Event::Processor(p, ProcessorEvent::Relay { fe, event }),
+        None => Event::Frontend(fe, event),
+    };
+    ctx.schedule_now(e);
 }
 
 /// Start-up, detection and disaggregation times of a worker.
@@ -402,14 +403,14 @@ impl Worker {
     /// As [`Worker::fail`], reporting `generated` tokens already produced.
     fn fail_with(&self, ctx: &mut Context<Event>, h: Held, gone: bool, generated: u32) {
         match h.to {
-            Peer::Frontend(fe) => {
+            Peer::Frontend(fe, via) => {
                 let e = FrontendEvent::StreamError {
                     attempt: h.attempt,
                     instance: self.instance(),
                     generated,
                     gone,
                 };
-                ctx.schedule_now(Event::Frontend(fe, e));
+                to_frontend(ctx, fe, via, e);
             }
             Peer::Decode(d) => {
                 let e = WorkerEvent::PrefillFailed {
@@ -540,12 +541,14 @@ impl Worker {
                             };
                             let h = self.held.swap_remove(i);
                             match h.to {
-                                Peer::Frontend(fe) => {
+                                Peer::Frontend(fe, via) => {
                                     log.served(id, (me.slot, me.incarnation), now);
-                                    ctx.schedule_now(Event::Frontend(
+                                    to_frontend(
+                                        ctx,
                                         fe,
+                                        via,
                                         FrontendEvent::WorkerDone { attempt: id },
-                                    ));
+                                    );
                                 }
                                 Peer::Decode(d) => {
                                     // The KV goes to the decode worker.
@@ -584,10 +587,11 @@ impl Worker {
                 prompt,
                 output,
                 prefix,
+                via,
             } => {
                 let h = Held {
                     attempt,
-                    to: Peer::Frontend(fe),
+                    to: Peer::Frontend(fe, via),
                     prompt,
                     output,
                     prefix,
@@ -842,7 +846,15 @@ impl Worker {
                     ..self.instance()
                 };
                 match h.to {
-                    Peer::Frontend(fe) => stream_error(ctx, fe, h.attempt, me, true),
+                    Peer::Frontend(fe, via) => {
+                        let e = FrontendEvent::StreamError {
+                            attempt: h.attempt,
+                            instance: me,
+                            generated: 0,
+                            gone: true,
+                        };
+                        to_frontend(ctx, fe, via, e);
+                    }
                     Peer::Decode(d) => {
                         let e = WorkerEvent::PrefillFailed {
                             attempt: h.attempt,
