@@ -27,7 +27,7 @@ use crate::metrics::{RowMetrics, RunLog};
 use crate::processor::{Processor, ProcessorEvent};
 use crate::profile::Profile;
 use crate::request::Traces;
-use crate::router::kv::KvRouter;
+use crate::router::kv::{KvRouter, APPROX_TTL};
 use crate::router::service::{RouterEvent, RouterService};
 use crate::router::{Random, RoundRobin, Router};
 use crate::scenario::{DeploymentSpec, FailureSpec, Load, Role, RouterMode, Scenario};
@@ -283,10 +283,9 @@ pub fn run(
                 RouterMode::Random => Box::new(Random::new(rng)),
                 // With standalone routers the frontend's own router is the fallback.
                 RouterMode::Kv if n_routers > 0 => Box::new(RoundRobin::default()),
-                RouterMode::Kv => Box::new(KvRouter::new(
+                RouterMode::Kv => Box::new(kv_router(
                     profile.engine.block_size,
-                    scenario.policies.kv_overlap_weight,
-                    scenario.policies.kv_temperature,
+                    &scenario.policies,
                     rng,
                 )),
             };
@@ -312,7 +311,8 @@ pub fn run(
         prefill_death_kills_reader: d.prefill_death_kills_reader,
         sigterm_reaches_process: profile.process.sigterm_reaches_process,
         block_size: profile.engine.block_size,
-        kv_events: (router_mode == RouterMode::Kv).then_some(profile.process.kv_event_delay),
+        kv_events: (router_mode == RouterMode::Kv && scenario.policies.kv_events)
+            .then_some(profile.process.kv_event_delay),
     };
     let watchers = Watchers {
         frontends: n_fe,
@@ -322,17 +322,13 @@ pub fn run(
     };
     let routers = (0..n_routers)
         .map(|i| {
-            let (bs, w, t) = (
-                profile.engine.block_size,
-                scenario.policies.kv_overlap_weight,
-                scenario.policies.kv_temperature,
-            );
+            let (bs, policies) = (profile.engine.block_size, scenario.policies.clone());
             let mut starts = 0u32;
             // Each start of the process begins with an empty view and its own stream.
             let new_view = move || {
                 starts += 1;
                 let rng = RngStreams::new(seed).stream(&format!("router-service/{i}/{starts}"));
-                DiscoveryClient::new(false, Box::new(KvRouter::new(bs, w, t, rng)))
+                DiscoveryClient::new(false, Box::new(kv_router(bs, &policies, rng)))
             };
             RouterService::new(
                 i,
@@ -479,5 +475,24 @@ pub fn run(
         stop,
         time_monotonic: monotonic,
         kv_view_errors,
+    }
+}
+
+/// A KV router as the policies ask for: event-driven, or predicting (`kv_events: false`).
+fn kv_router(
+    block_size: u32,
+    policies: &crate::scenario::Policies,
+    rng: sim_core::SimRng,
+) -> KvRouter {
+    let r = KvRouter::new(
+        block_size,
+        policies.kv_overlap_weight,
+        policies.kv_temperature,
+        rng,
+    );
+    if policies.kv_events {
+        r
+    } else {
+        r.approximate(APPROX_TTL)
     }
 }

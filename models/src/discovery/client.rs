@@ -130,6 +130,7 @@ mod tests {
     use crate::router::RoundRobin;
 
     const REQ: RouteRequest<'static> = RouteRequest {
+        now: SimTime::ZERO,
         prompt: 1,
         output: 1,
         hashes: &[],

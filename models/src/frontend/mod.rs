@@ -290,6 +290,7 @@ impl Frontend {
     fn route_locally(&mut self, ctx: &mut Context<Event>, f: Inflight) -> Result<(), Outcome> {
         let hashes = f.prefix.block_hashes(self.times.block_size, &self.traces);
         let req = RouteRequest {
+            now: ctx.now(),
             prompt: f.prompt + f.generated,
             output: f.output - f.generated,
             hashes: &hashes,

@@ -7,22 +7,31 @@
 //! temperature above zero the choice is sampled by softmax over the normalised costs.
 //! Defaults: overlap weight 1.0, temperature 0.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasherDefault;
 
 use rand::RngExt;
-use sim_core::SimRng;
+use sim_core::{SimDuration, SimRng, SimTime};
 
 use super::{RouteRequest, Router};
 use crate::discovery::etcd::Instance;
 use crate::engine::IdHasher;
+
+/// How long the approximate mode believes a routed request's blocks stay cached [ns]
+/// (`model-facts.md` §2: TTL 120 s when predicting without events).
+pub const APPROX_TTL: SimDuration = SimDuration::from_secs(120);
 
 /// The KV-aware router of one frontend.
 pub struct KvRouter {
     block_size: u32,
     overlap_weight: f64,
     temperature: f64,
-    trees: BTreeMap<Instance, HashSet<u64, BuildHasherDefault<IdHasher>>>,
+    /// Per worker: block hash → until when it is believed cached (`SimTime::MAX` for what KV
+    /// events reported; now + TTL for what the approximate mode predicts).
+    trees: BTreeMap<Instance, HashMap<u64, SimTime, BuildHasherDefault<IdHasher>>>,
+    /// Approximate mode: no KV events; a routed request's blocks are predicted cached on its
+    /// worker for this long (§2: 120 s).
+    approx_ttl: Option<SimDuration>,
     active_blocks: BTreeMap<Instance, u64>,
     rng: SimRng,
 }
@@ -35,9 +44,17 @@ impl KvRouter {
             overlap_weight,
             temperature,
             trees: BTreeMap::new(),
+            approx_ttl: None,
             active_blocks: BTreeMap::new(),
             rng,
         }
+    }
+
+    /// The approximate mode (§2, `--no-kv-events`): the router takes no KV events and
+    /// predicts that a routed request's prompt blocks stay cached on its worker for `ttl`.
+    pub fn approximate(mut self, ttl: SimDuration) -> Self {
+        self.approx_ttl = Some(ttl);
+        self
     }
 
     fn blocks(&self, tokens: u32) -> u64 {
@@ -45,9 +62,12 @@ impl KvRouter {
     }
 
     /// How many of the request's leading blocks `i`'s cache holds, as far as the router knows.
-    fn overlap(&self, i: &Instance, hashes: &[u64]) -> u32 {
+    fn overlap(&self, i: &Instance, hashes: &[u64], now: SimTime) -> u32 {
         self.trees.get(i).map_or(0, |t| {
-            hashes.iter().take_while(|h| t.contains(h)).count() as u32
+            hashes
+                .iter()
+                .take_while(|h| t.get(h).is_some_and(|&until| until > now))
+                .count() as u32
         })
     }
 }
@@ -57,10 +77,11 @@ impl Router for KvRouter {
         let costs: Vec<(f64, usize)> = live
             .iter()
             .map(|i| {
-                let cached = (self.overlap(i, req.hashes) * self.block_size).min(req.prompt);
+                let cached =
+                    (self.overlap(i, req.hashes, req.now) * self.block_size).min(req.prompt);
                 let prefill = f64::from((req.prompt - cached).div_ceil(self.block_size));
                 let decode = self.active_blocks.get(i).copied().unwrap_or(0) as f64;
-                let tree = self.trees.get(i).map_or(0, HashSet::len);
+                let tree = self.trees.get(i).map_or(0, HashMap::len);
                 (self.overlap_weight * prefill + decode, tree)
             })
             .collect();
@@ -96,6 +117,14 @@ impl Router for KvRouter {
 
     fn routed(&mut self, to: Instance, req: &RouteRequest<'_>) {
         *self.active_blocks.entry(to).or_default() += self.blocks(req.prompt + req.output);
+        if let Some(ttl) = self.approx_ttl {
+            let tree = self.trees.entry(to).or_default();
+            // Forget expired predictions so the tie-break on tree size counts live ones.
+            tree.retain(|_, until| *until > req.now);
+            for &h in req.hashes {
+                tree.insert(h, req.now + ttl);
+            }
+        }
     }
 
     fn ended(&mut self, to: Instance, prompt: u32, output: u32) {
@@ -108,7 +137,7 @@ impl Router for KvRouter {
     fn kv_event(&mut self, from: Instance, stored: bool, hash: u64) {
         let tree = self.trees.entry(from).or_default();
         if stored {
-            tree.insert(hash);
+            tree.insert(hash, SimTime::MAX);
         } else {
             tree.remove(&hash);
         }
@@ -120,14 +149,18 @@ impl Router for KvRouter {
     }
 
     fn wants_kv_events(&self) -> bool {
-        true
+        self.approx_ttl.is_none()
     }
 
     fn view(&self) -> Vec<(Instance, Vec<u64>)> {
+        // Predictions are guesses by design; only an event-driven view must match the caches.
+        if self.approx_ttl.is_some() {
+            return Vec::new();
+        }
         self.trees
             .iter()
             .map(|(i, t)| {
-                let mut v: Vec<u64> = t.iter().copied().collect();
+                let mut v: Vec<u64> = t.keys().copied().collect();
                 v.sort_unstable();
                 (*i, v)
             })
@@ -157,6 +190,7 @@ mod tests {
             r.kv_event(inst(1), true, h);
         }
         let req = RouteRequest {
+            now: SimTime::ZERO,
             prompt: 256,
             output: 10,
             hashes: &hashes,
@@ -177,6 +211,31 @@ mod tests {
         // Without its first block the chain breaks: no overlap; the tie goes to the smaller tree.
         assert_eq!(r.pick(&req, &live), 0);
         r.removed(inst(0));
-        assert_eq!(r.overlap(&inst(1), &[12, 13]), 2);
+        assert_eq!(r.overlap(&inst(1), &[12, 13], SimTime::ZERO), 2);
+    }
+
+    #[test]
+    fn the_approximate_mode_predicts_from_its_own_decisions_until_the_ttl() {
+        let ttl = SimDuration::from_secs(120);
+        let mut r = KvRouter::new(64, 1.0, 0.0, RngStreams::new(1).stream("kv")).approximate(ttl);
+        assert!(!r.wants_kv_events());
+        let live = [inst(0), inst(1)];
+        let hashes = [21, 22, 23];
+        let at = |s| SimTime::ZERO + SimDuration::from_secs(s);
+        let req = |now| RouteRequest {
+            now,
+            prompt: 256,
+            output: 10,
+            hashes: &hashes,
+        };
+        let first = r.pick(&req(at(0)), &live);
+        r.routed(live[first], &req(at(0)));
+        r.ended(live[first], 256, 10);
+        assert_eq!(r.pick(&req(at(60)), &live), first, "predicted cached there");
+        assert_eq!(
+            r.overlap(&live[first], &hashes, at(121)),
+            0,
+            "the prediction expired"
+        );
     }
 }

@@ -6,13 +6,15 @@ pub mod kv;
 pub mod service;
 
 use rand::RngExt;
-use sim_core::SimRng;
+use sim_core::{SimRng, SimTime};
 
 use crate::discovery::etcd::Instance;
 
 /// What a router may know of a request.
 #[derive(Clone, Copy, Debug)]
 pub struct RouteRequest<'a> {
+    /// When the decision is made.
+    pub now: SimTime,
     /// Prompt tokens.
     pub prompt: u32,
     /// Tokens to generate.
@@ -91,6 +93,7 @@ mod tests {
     }
 
     const REQ: RouteRequest<'static> = RouteRequest {
+        now: SimTime::ZERO,
         prompt: 10,
         output: 10,
         hashes: &[],

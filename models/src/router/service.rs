@@ -175,6 +175,7 @@ impl RouterService {
                 let answer = if self.phase == Phase::Serving {
                     let hashes = prefix.block_hashes(self.block_size, &self.traces);
                     let req = RouteRequest {
+                        now: ctx.now(),
                         prompt,
                         output,
                         hashes: &hashes,

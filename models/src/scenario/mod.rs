@@ -286,6 +286,10 @@ pub struct Policies {
     /// KV router: softmax temperature; 0 picks the lowest cost (§2: 0).
     #[serde(default)]
     pub kv_temperature: f64,
+    /// KV router: whether engines publish KV events (§2: on). `false` is Dynamo's
+    /// `--no-kv-events`: the router predicts cached blocks from its own decisions (TTL 120 s).
+    #[serde(default = "yes")]
+    pub kv_events: bool,
 }
 
 impl Default for Policies {
@@ -296,6 +300,7 @@ impl Default for Policies {
             engine_monitor: true,
             kv_overlap_weight: 1.0,
             kv_temperature: 0.0,
+            kv_events: true,
         }
     }
 }

@@ -805,6 +805,7 @@ impl Worker {
                 // errors: the request fails ("no instances") until the reconcile restores one
                 // or its lease ends.
                 let req = RouteRequest {
+                    now: ctx.now(),
                     prompt: h.prompt,
                     output: h.output,
                     hashes: &[],
