@@ -32,7 +32,8 @@ struct Case {
     frontends: u32,
     kind: &'static str,
     disagg: bool,
-    /// KV routing: 0 off, 1 embedded, 2 a standalone router.
+    /// Routing: 0 round-robin, 1 embedded KV, 2 a standalone KV router, 3 power-of-two,
+    /// 4 random.
     kv: u8,
     prefix_groups: u32,
     at: Result<f64, u32>,
@@ -49,7 +50,7 @@ fn case() -> impl Strategy<Value = Case> {
             1u32..=2,
             0usize..KINDS.len(),
             any::<bool>(),
-            0u8..=2,
+            0u8..=4,
             0u32..=3,
         ),
         (
@@ -101,7 +102,7 @@ fn scenario(c: &Case) -> Scenario {
         dp = c.dp,
         fe = c.frontends,
         mode = if c.disagg { "disagg" } else { "agg" },
-        router = if c.kv > 0 { "kv" } else { "round_robin" },
+        router = ["round_robin", "kv", "kv", "power_of_two", "random"][usize::from(c.kv)],
         routers = u8::from(c.kv == 2),
         pg = c.prefix_groups,
         pt = if c.prefix_groups > 0 {

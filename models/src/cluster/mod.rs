@@ -28,6 +28,7 @@ use crate::processor::{Processor, ProcessorEvent};
 use crate::profile::Profile;
 use crate::request::Traces;
 use crate::router::kv::{KvRouter, APPROX_TTL};
+use crate::router::power_of_two::PowerOfTwo;
 use crate::router::service::{RouterEvent, RouterService};
 use crate::router::{Random, RoundRobin, Router};
 use crate::scenario::{DeploymentSpec, FailureSpec, Load, Role, RouterMode, Scenario};
@@ -281,6 +282,7 @@ pub fn run(
             let router: Box<dyn Router> = match router_mode {
                 RouterMode::RoundRobin => Box::new(RoundRobin::default()),
                 RouterMode::Random => Box::new(Random::new(rng)),
+                RouterMode::PowerOfTwo => Box::new(PowerOfTwo::new(rng)),
                 // With standalone routers the frontend's own router is the fallback.
                 RouterMode::Kv if n_routers > 0 => Box::new(RoundRobin::default()),
                 RouterMode::Kv => Box::new(kv_router(

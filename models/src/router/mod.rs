@@ -3,6 +3,7 @@
 //! are the other modes).
 
 pub mod kv;
+pub mod power_of_two;
 pub mod service;
 
 use rand::RngExt;

@@ -249,6 +249,8 @@ pub enum RouterMode {
     RoundRobin,
     /// Uniformly random instance.
     Random,
+    /// The less loaded (fewer requests in flight) of two random instances.
+    PowerOfTwo,
     /// KV-aware: the worker with the lowest `overlap_weight × prefill blocks + decode
     /// blocks`, from the engines' KV events (§2).
     Kv,
@@ -260,6 +262,7 @@ impl RouterMode {
         match self {
             RouterMode::RoundRobin => "round_robin",
             RouterMode::Random => "random",
+            RouterMode::PowerOfTwo => "power_of_two",
             RouterMode::Kv => "kv",
         }
     }
