@@ -29,7 +29,7 @@ use crate::profile::Profile;
 use crate::request::Traces;
 use crate::router::kv::{KvRouter, APPROX_TTL};
 use crate::router::power_of_two::PowerOfTwo;
-use crate::router::service::{RouterEvent, RouterService};
+use crate::router::service::{ReplicaSync, RouterEvent, RouterService};
 use crate::router::{Random, RoundRobin, Router};
 use crate::scenario::{DeploymentSpec, FailureSpec, Load, Role, RouterMode, Scenario};
 use crate::worker::{Worker, WorkerEvent, WorkerTimes};
@@ -332,7 +332,7 @@ pub fn run(
                 let rng = RngStreams::new(seed).stream(&format!("router-service/{i}/{starts}"));
                 DiscoveryClient::new(false, Box::new(kv_router(bs, &policies, rng)))
             };
-            RouterService::new(
+            let service = RouterService::new(
                 i,
                 n_fe + n_w + i,
                 profile.process.frontend_start,
@@ -340,7 +340,15 @@ pub fn run(
                 n_decode,
                 Box::new(new_view),
                 traces.clone(),
-            )
+            );
+            if scenario.policies.router_replica_sync {
+                service.with_sync(ReplicaSync {
+                    replicas: n_routers,
+                    delay: profile.process.kv_event_delay,
+                })
+            } else {
+                service
+            }
         })
         .collect();
     let disagg = n_prefill > 0;

@@ -101,6 +101,13 @@ impl DiscoveryClient {
         Some(chosen)
     }
 
+    /// Another router replica sent a request to `to` (replica sync).
+    pub fn routed(&mut self, to: Instance, req: &RouteRequest<'_>) {
+        if self.instances.contains(&to) {
+            self.router.routed(to, req);
+        }
+    }
+
     /// A request sent to `to` ended.
     pub fn ended(&mut self, to: Instance, prompt: u32, output: u32) {
         self.router.ended(to, prompt, output);

@@ -62,6 +62,29 @@ pub enum RouterEvent {
     },
     /// A discovery watch event of the decode pool.
     Watch(WatchEvent),
+    /// Replica sync: another replica sent a request to `instance` (`routed`) or saw it end.
+    Peer {
+        /// Where the request went.
+        instance: Instance,
+        /// Prompt tokens.
+        prompt: u32,
+        /// Tokens to generate.
+        output: u32,
+        /// Sent (else ended).
+        routed: bool,
+    },
+}
+
+/// How router replicas share their active-block state (Dynamo `--router-replica-sync`: each
+/// replica publishes the requests it routes and their ends on the event plane, so every
+/// replica's decode-block counts cover the whole fleet's load; the prefix trees need no sync —
+/// every replica receives the same KV events).
+#[derive(Clone, Copy, Debug)]
+pub struct ReplicaSync {
+    /// Router replicas in the deployment.
+    pub replicas: u16,
+    /// Event-plane delay of one sync message [ns].
+    pub delay: SimDuration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,6 +106,8 @@ pub struct RouterService {
     decode_workers: u16,
     new_router: Box<dyn FnMut() -> DiscoveryClient>,
     traces: Arc<Traces>,
+    /// Replica sync, when on.
+    sync: Option<ReplicaSync>,
 }
 
 impl RouterService {
@@ -107,6 +132,34 @@ impl RouterService {
             decode_workers,
             new_router,
             traces,
+            sync: None,
+        }
+    }
+
+    /// Shares its routing decisions with the other replicas.
+    pub fn with_sync(mut self, sync: ReplicaSync) -> Self {
+        self.sync = Some(sync);
+        self
+    }
+
+    /// Tells the other replicas of a request sent (or ended).
+    fn publish(
+        &self,
+        ctx: &mut Context<Event>,
+        instance: Instance,
+        prompt: u32,
+        output: u32,
+        routed: bool,
+    ) {
+        let Some(s) = self.sync else { return };
+        for r in (0..s.replicas).filter(|&r| r != self.idx) {
+            let e = RouterEvent::Peer {
+                instance,
+                prompt,
+                output,
+                routed,
+            };
+            ctx.schedule_in(s.delay, Event::Router(r, e));
         }
     }
 
@@ -180,10 +233,11 @@ impl RouterService {
                         output,
                         hashes: &hashes,
                     };
-                    FrontendEvent::Routed {
-                        attempt,
-                        to: self.workers.pick(&req),
+                    let to = self.workers.pick(&req);
+                    if let Some(i) = to {
+                        self.publish(ctx, i, prompt, output, true);
                     }
+                    FrontendEvent::Routed { attempt, to }
                 } else {
                     FrontendEvent::RouteFailed { attempt } // no responders
                 };
@@ -196,6 +250,7 @@ impl RouterService {
             } => {
                 if self.phase == Phase::Serving {
                     self.workers.ended(instance, prompt, output);
+                    self.publish(ctx, instance, prompt, output, false);
                 }
             }
             RouterEvent::KvEvent { from, stored, hash } => {
@@ -206,6 +261,27 @@ impl RouterService {
             RouterEvent::Watch(w) => {
                 if self.phase == Phase::Serving {
                     self.workers.watch(w);
+                }
+            }
+            RouterEvent::Peer {
+                instance,
+                prompt,
+                output,
+                routed,
+            } => {
+                if self.phase != Phase::Serving {
+                    return;
+                }
+                if routed {
+                    let req = RouteRequest {
+                        now: ctx.now(),
+                        prompt,
+                        output,
+                        hashes: &[],
+                    };
+                    self.workers.routed(instance, &req);
+                } else {
+                    self.workers.ended(instance, prompt, output);
                 }
             }
         }

@@ -293,6 +293,10 @@ pub struct Policies {
     /// `--no-kv-events`: the router predicts cached blocks from its own decisions (TTL 120 s).
     #[serde(default = "yes")]
     pub kv_events: bool,
+    /// Standalone KV router replicas share their active-block state (Dynamo
+    /// `--router-replica-sync`, off by default).
+    #[serde(default)]
+    pub router_replica_sync: bool,
 }
 
 impl Default for Policies {
@@ -304,6 +308,7 @@ impl Default for Policies {
             kv_overlap_weight: 1.0,
             kv_temperature: 0.0,
             kv_events: true,
+            router_replica_sync: false,
         }
     }
 }
