@@ -173,13 +173,7 @@ mod tests {
     use super::*;
     use sim_core::RngStreams;
 
-    fn inst(slot: u16) -> Instance {
-        Instance {
-            slot,
-            incarnation: 1,
-            prefill: false,
-        }
-    }
+    use crate::router::test_instance as inst;
 
     #[test]
     fn cached_prefixes_attract_and_active_load_repels() {

@@ -79,18 +79,22 @@ impl Router for Random {
     }
 }
 
+/// A first-incarnation decode instance in pod slot `slot`, for the routers' tests.
+#[cfg(test)]
+pub(crate) fn test_instance(slot: u16) -> Instance {
+    Instance {
+        slot,
+        incarnation: 1,
+        prefill: false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn live(n: u16) -> Vec<Instance> {
-        (0..n)
-            .map(|slot| Instance {
-                slot,
-                incarnation: 1,
-                prefill: false,
-            })
-            .collect()
+        (0..n).map(test_instance).collect()
     }
 
     const REQ: RouteRequest<'static> = RouteRequest {

@@ -68,13 +68,7 @@ mod tests {
     use super::*;
     use sim_core::{RngStreams, SimTime};
 
-    fn inst(slot: u16) -> Instance {
-        Instance {
-            slot,
-            incarnation: 1,
-            prefill: false,
-        }
-    }
+    use crate::router::test_instance as inst;
 
     const REQ: RouteRequest<'static> = RouteRequest {
         now: SimTime::ZERO,
