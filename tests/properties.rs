@@ -33,7 +33,7 @@ struct Case {
     kind: &'static str,
     disagg: bool,
     /// Routing: 0 round-robin, 1 embedded KV, 2 a standalone KV router, 3 power-of-two,
-    /// 4 random.
+    /// 4 random, 5 two standalone KV router replicas, 6 two replicas with replica sync.
     kv: u8,
     prefix_groups: u32,
     at: Result<f64, u32>,
@@ -50,7 +50,7 @@ fn case() -> impl Strategy<Value = Case> {
             1u32..=2,
             0usize..KINDS.len(),
             any::<bool>(),
-            0u8..=4,
+            0u8..=6,
             0u32..=3,
         ),
         (
@@ -96,14 +96,23 @@ fn scenario(c: &Case) -> Scenario {
             profile: "a100-k8s",
             deployments: [Deployment(backend: vllm, mode: {mode}, dp: {dp}, frontends: {fe}, router: {router}, routers: {routers})],
             load: Harness(clients: {cl}, requests_per_client: {rq}, input_tokens: {i}, output_tokens: {o}, attempts: {a}, prefix_groups: {pg}, prefix_tokens: {pt}),
-            policies: (migration_limit: {m}, engine_monitor: {mon}),
+            policies: (migration_limit: {m}, engine_monitor: {mon}, router_replica_sync: {sync}),
             failures: [Failure(kind: {k}, {at})],
         )"#,
         dp = c.dp,
         fe = c.frontends,
         mode = if c.disagg { "disagg" } else { "agg" },
-        router = ["round_robin", "kv", "kv", "power_of_two", "random"][usize::from(c.kv)],
-        routers = u8::from(c.kv == 2),
+        router = [
+            "round_robin",
+            "kv",
+            "kv",
+            "power_of_two",
+            "random",
+            "kv",
+            "kv"
+        ][usize::from(c.kv)],
+        routers = [0, 0, 1, 0, 0, 2, 2][usize::from(c.kv)],
+        sync = c.kv == 6,
         pg = c.prefix_groups,
         pt = if c.prefix_groups > 0 {
             c.input.min(256)
