@@ -17,7 +17,12 @@
 //! Disaggregated serving (`model-facts.md` §2–3): a decode worker sends each request's prefill
 //! to a prefill worker it found through discovery (round-robin), receives the KV (transfer
 //! time = bytes / bandwidth + set-up), takes it in through a serial hand-off, and decodes.
-//! With no prefill worker registered it prefills locally and counts a fallback. A prefill
+//! Whether it sends prefills away at all is a flag its handler refreshes every 5 s from the
+//! registered prefill instances (`_prefill_check_loop` of `DecodeWorkerHandler`, Dynamo
+//! `components/backends/vllm/src/dynamo/vllm/handlers.py`, mid-2025): with the flag off it
+//! prefills locally and counts a fallback; with it on and no live prefill instance the request
+//! fails. So a dead prefill worker keeps failing requests until its lease ends AND the next
+//! check — the ~12 s (not ~7.5 s) of failures the disaggregated `prefill_worker` rows show. A prefill
 //! worker's death fails its remote prefills; the decode worker drops that instance until the
 //! reconcile finds it registered again. When a prefill ENGINE dies, KV reads from it fail: a
 //! decode worker reading from it at that moment loses its own engine (the published
@@ -28,6 +33,10 @@ use sim_core::{Context, EventKey, SimDuration, SimRng, SimTime};
 
 use crate::cluster::{Event, Sig};
 use crate::discovery::client::{DiscoveryClient, RECONCILE};
+
+/// Period of the decode handler's look at the registered prefill workers [ns] (`asyncio.sleep(5)`
+/// in `_prefill_check_loop`, Dynamo vLLM `handlers.py`, mid-2025).
+const PREFILL_CHECK: SimDuration = SimDuration::from_secs(5);
 use crate::discovery::etcd::{notify_watchers, Etcd, EtcdEvent, Instance, WatchEvent, Watchers};
 use crate::engine::{Engine, Output};
 use crate::frontend::FrontendEvent;
@@ -138,6 +147,11 @@ pub enum WorkerEvent {
     Watch(WatchEvent),
     /// Periodic discovery reconcile of the prefill pool.
     Reconcile {
+        /// Container generation.
+        gen: u32,
+    },
+    /// The decode handler's periodic look at the registered prefill instances.
+    PrefillCheck {
         /// Container generation.
         gen: u32,
     },
@@ -253,6 +267,9 @@ pub struct Worker {
     start_pending: bool,
     /// The prefill pool as a decode worker of a disaggregated deployment sees it.
     prefill: Option<DiscoveryClient>,
+    /// Whether the handler sends prefills away: any prefill instance registered at its last
+    /// 5-s check (`can_prefill` in Dynamo's vLLM `DecodeWorkerHandler`).
+    can_prefill: bool,
     /// When the serial hand-off is free again.
     handoff_free: SimTime,
     /// Prefill processes this process has received KV from (connections set up).
@@ -296,6 +313,7 @@ impl Worker {
             wake: None,
             start_pending: false,
             prefill,
+            can_prefill: false,
             handoff_free: SimTime::ZERO,
             connected: Vec::new(),
             kv_buf: Vec::new(),
@@ -512,6 +530,8 @@ impl Worker {
                         RECONCILE,
                         Event::Worker(self.idx, WorkerEvent::Reconcile { gen }),
                     );
+                    // The handler's check loop starts with the handler: look now.
+                    ctx.schedule_now(Event::Worker(self.idx, WorkerEvent::PrefillCheck { gen }));
                 }
                 if self.times.monitor {
                     ctx.schedule_in(
@@ -702,6 +722,18 @@ impl Worker {
                     p.watch(w);
                 }
             }
+            WorkerEvent::PrefillCheck { gen } => {
+                if gen != self.gen || self.phase != Phase::Serving {
+                    return;
+                }
+                if let Some(p) = &self.prefill {
+                    self.can_prefill = p.any();
+                }
+                ctx.schedule_in(
+                    PREFILL_CHECK,
+                    Event::Worker(self.idx, WorkerEvent::PrefillCheck { gen }),
+                );
+            }
             WorkerEvent::Reconcile { gen } => {
                 if gen != self.gen || self.phase != Phase::Serving {
                     return;
@@ -800,18 +832,23 @@ impl Worker {
                 self.held.push(h);
                 let i = self.held.len() - 1;
                 let me = self.instance();
-                // Remote prefill while any prefill worker is registered; local prefill (the
-                // decode-only fallback) only once none is. Registered ones all dropped after
-                // errors: the request fails ("no instances") until the reconcile restores one
-                // or its lease ends.
+                // Remote prefill while the last check saw a prefill worker registered; local
+                // prefill (the decode-only fallback) once a check saw none. Registered ones all
+                // dropped after errors, or all gone since the check: the request fails ("no
+                // instances").
                 let req = RouteRequest {
                     now: ctx.now(),
                     prompt: h.prompt,
                     output: h.output,
                     hashes: &[],
                 };
-                match self.prefill.as_mut().map(|p| (p.any(), p.pick(&req))) {
-                    Some((_, Some(to))) => {
+                let can_prefill = self.can_prefill;
+                match self
+                    .prefill
+                    .as_mut()
+                    .map(|p| can_prefill.then(|| p.pick(&req)))
+                {
+                    Some(Some(Some(to))) => {
                         self.held[i].stage = Stage::Prefilling(to);
                         log.remote_prefill(h.attempt);
                         let e = WorkerEvent::RemotePrefill {
@@ -823,11 +860,11 @@ impl Worker {
                         };
                         ctx.schedule_now(Event::Worker(to.slot, e));
                     }
-                    Some((true, None)) => {
+                    Some(Some(None)) => {
                         let h = self.held.swap_remove(i);
                         self.fail(ctx, h, false);
                     }
-                    Some((false, None)) => {
+                    Some(None) => {
                         log.fallbacks += 1;
                         self.admit(ctx, i, false, log);
                     }
