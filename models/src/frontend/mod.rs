@@ -259,6 +259,23 @@ impl Frontend {
         );
     }
 
+    /// A broken stream: route `f` again while its migration budget allows (counting a
+    /// migration), else answer the client with a server error.
+    fn migrate_or_fail(&mut self, ctx: &mut Context<Event>, f: Inflight, log: &mut RunLog) {
+        if f.migrations_left > 0 {
+            let g = Inflight {
+                migrations_left: f.migrations_left - 1,
+                ..f
+            };
+            if self.route(ctx, g).is_ok() {
+                log.migrations += 1;
+                return;
+            }
+        }
+        let delay = self.times.error_answer;
+        self.answer(ctx, f.client, f.attempt, Outcome::ServerError, delay);
+    }
+
     fn route(&mut self, ctx: &mut Context<Event>, f: Inflight) -> Result<(), Outcome> {
         if !self.workers.any() {
             return Err(Outcome::ModelNotFound);
@@ -496,24 +513,11 @@ impl Frontend {
                 if gone {
                     self.workers.report_down(instance);
                 }
-                if f.migrations_left > 0 {
-                    let g = Inflight {
-                        generated: (f.generated + generated).min(f.output.saturating_sub(1)),
-                        migrations_left: f.migrations_left - 1,
-                        ..f
-                    };
-                    if self.route(ctx, g).is_ok() {
-                        log.migrations += 1;
-                        return;
-                    }
-                }
-                self.answer(
-                    ctx,
-                    f.client,
-                    attempt,
-                    Outcome::ServerError,
-                    self.times.error_answer,
-                );
+                let f = Inflight {
+                    generated: (f.generated + generated).min(f.output.saturating_sub(1)),
+                    ..f
+                };
+                self.migrate_or_fail(ctx, f, log);
             }
             FrontendEvent::Watch(w) => {
                 // A starting frontend reads etcd when it comes up.
@@ -548,25 +552,8 @@ impl Frontend {
                     return;
                 };
                 self.proc_down.push((processor, ctx.now() + RECONCILE));
-                // Restart it through another processor while migration allows (DEP scenario
-                // 4), else it fails.
-                if f.migrations_left > 0 {
-                    let g = Inflight {
-                        migrations_left: f.migrations_left - 1,
-                        ..f
-                    };
-                    if self.route(ctx, g).is_ok() {
-                        log.migrations += 1;
-                        return;
-                    }
-                }
-                self.answer(
-                    ctx,
-                    f.client,
-                    attempt,
-                    Outcome::ServerError,
-                    self.times.error_answer,
-                );
+                // Restart it through another processor (DEP scenario 4).
+                self.migrate_or_fail(ctx, f, log);
             }
             FrontendEvent::RouteFailed { attempt } => {
                 // No router answered: the frontend's own round-robin takes over (REQ 7).
