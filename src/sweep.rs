@@ -1,7 +1,6 @@
 //! Sweeps: scenario files × deployments × failures × seeds, run on every core, written
 //! atomically and in a fixed order whatever the thread count.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use models::cluster::{self, RunOutput};
@@ -141,9 +140,6 @@ pub fn write_run(out: &Path, row: &ResultRow, run: &RunOutput) -> Result<(), Err
 /// (scenario, deployment, failure).
 pub type GroupKey = (String, String, String);
 
-/// Simulated means by (deployment, failure), then by column.
-pub type Means = BTreeMap<(String, String), BTreeMap<String, Option<f64>>>;
-
 /// Rows grouped by (scenario, deployment, failure), in first-appearance order.
 pub fn groups(rows: &[ResultRow]) -> Vec<(GroupKey, Vec<&ResultRow>)> {
     let mut out: Vec<(GroupKey, Vec<&ResultRow>)> = Vec::new();
@@ -192,8 +188,8 @@ pub fn write_results(out: &Path, rows: &[ResultRow]) -> Result<(), Error> {
     write(&out.join("summary.json"), &summary_json(rows))
 }
 
-/// Means over seeds of `results.csv` rows, keyed by (deployment, failure).
-pub fn means_from_csv(path: &Path) -> Result<Means, Error> {
+/// Per-seed values of the compared columns in `results.csv`, keyed by (deployment, failure).
+pub fn seeds_from_csv(path: &Path) -> Result<compare::Seeds, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::Input {
         path: path.to_owned(),
         message: e.to_string(),
@@ -202,41 +198,32 @@ pub fn means_from_csv(path: &Path) -> Result<Means, Error> {
         path: path.to_owned(),
         message,
     })?;
-    type Acc = BTreeMap<(String, String), BTreeMap<String, Vec<Option<f64>>>>;
-    let mut acc: Acc = BTreeMap::new();
+    let mut out = compare::Seeds::new();
     for row in rows {
         let mut keys = row.keys.into_iter().skip(1);
         let key = (
             keys.next().unwrap_or_default(),
             keys.next().unwrap_or_default(),
         );
-        let e = acc.entry(key).or_default();
+        let e = out.entry(key).or_default();
         for (k, v) in row.values {
-            e.entry(k).or_default().push(v);
+            let values = e.entry(k).or_default();
+            values.extend(v);
         }
     }
-    Ok(acc
-        .into_iter()
-        .map(|(k, cols)| {
-            let means = cols
-                .into_iter()
-                .map(|(c, vs)| (c, stats::summarize(vs).map(|s| s.mean)))
-                .collect();
-            (k, means)
-        })
-        .collect())
+    Ok(out)
 }
 
-/// Means over seeds of `rows`, keyed by (deployment, failure).
-pub fn means_of(rows: &[ResultRow]) -> Means {
-    let mut out = Means::new();
+/// Per-seed values of the compared columns of `rows`, keyed by (deployment, failure).
+pub fn seeds_of(rows: &[ResultRow]) -> compare::Seeds {
+    let mut out = compare::Seeds::new();
     for ((_, d, f), rs) in groups(rows) {
         let cols = compare::COMPARED
             .iter()
             .map(|c| {
                 (
                     c.to_string(),
-                    stats::summarize(rs.iter().map(|r| r.value(c))).map(|s| s.mean),
+                    rs.iter().filter_map(|r| r.value(c)).collect(),
                 )
             })
             .collect();
@@ -250,7 +237,7 @@ pub fn compare_files(
     results_csv: &Path,
     reference: &Path,
 ) -> Result<(compare::Comparison, String), Error> {
-    let sim = means_from_csv(results_csv)?;
+    let sim = seeds_from_csv(results_csv)?;
     let text = std::fs::read_to_string(reference).map_err(|e| Error::Input {
         path: reference.to_owned(),
         message: e.to_string(),

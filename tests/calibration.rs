@@ -88,8 +88,8 @@ fn held_to_reference(file: &str, rows: usize, gaps: &[(&str, &str, &str)]) -> St
     );
     let results =
         dynsim::sweep::run_all(std::slice::from_ref(&scenario), &runs, |_, _| Ok(())).unwrap();
-    let means = dynsim::sweep::means_of(&results);
-    let c = compare::compare(&means, &reference);
+    let seeds = dynsim::sweep::seeds_of(&results);
+    let c = compare::compare(&seeds, &reference);
     let report = compare::render(&c);
     assert_eq!(
         c.rows.len(),

@@ -5,6 +5,11 @@
 //! latency before the fault (±5 %) are the same quantity in every row of a deployment, so they
 //! are held against that deployment's mean over its rows (the `none` row's latency, whose
 //! window is the whole run, keeps its own value). Simulated values are means over seeds.
+//!
+//! Each published row is ONE run, so a cell can miss the mean while the run is one the model
+//! produces: every cell also carries the range of its per-seed values, and a miss whose held-to
+//! value lies inside that range is marked `MISS*` (a single-run spread, not necessarily a bias).
+//! The count of rows within tolerance, the calibration rule, is the last line.
 
 use std::collections::BTreeMap;
 
@@ -19,6 +24,9 @@ pub const COMPARED: &[&str] = &[
     "latency_after_s",
     "recovery_s",
 ];
+
+/// Simulated per-seed values by (deployment, failure), then by column (missing values left out).
+pub type Seeds = BTreeMap<(String, String), BTreeMap<String, Vec<f64>>>;
 
 /// A row of a measured table.
 #[derive(Clone, Debug)]
@@ -62,6 +70,8 @@ pub struct Cell {
     pub target: Option<f64>,
     /// Simulated mean over seeds.
     pub simulated: Option<f64>,
+    /// Smallest and largest per-seed simulated value.
+    pub range: Option<(f64, f64)>,
     /// Allowed absolute deviation.
     pub tolerance: f64,
     /// Whether the cell is within tolerance.
@@ -69,6 +79,15 @@ pub struct Cell {
 }
 
 impl Cell {
+    /// Whether the held-to value lies within the per-seed range (both N/A counts as inside).
+    pub fn in_range(&self) -> bool {
+        match (self.target, self.range) {
+            (Some(t), Some((lo, hi))) => lo - 1e-9 <= t && t <= hi + 1e-9,
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
     /// Simulated minus target, if both exist.
     pub fn error(&self) -> Option<f64> {
         Some(self.simulated? - self.target?)
@@ -91,6 +110,20 @@ impl Comparison {
     pub fn rows_ok(&self) -> usize {
         self.rows.iter().filter(|r| r.2).count()
     }
+
+    /// Rows whose every cell is within tolerance or has its held-to value inside the per-seed
+    /// range.
+    pub fn rows_plausible(&self) -> usize {
+        self.rows
+            .iter()
+            .filter(|(d, f, _)| {
+                self.cells
+                    .iter()
+                    .filter(|c| &c.deployment == d && &c.failure == f)
+                    .all(|c| c.ok || c.in_range())
+            })
+            .count()
+    }
 }
 
 fn tolerance(column: &str, target: f64) -> f64 {
@@ -101,11 +134,9 @@ fn tolerance(column: &str, target: f64) -> f64 {
     }
 }
 
-/// Compares simulated means `sim[(deployment, failure)][column]` with `reference`.
-pub fn compare(
-    sim: &BTreeMap<(String, String), BTreeMap<String, Option<f64>>>,
-    reference: &[RefRow],
-) -> Comparison {
+/// Compares the per-seed values `sim[(deployment, failure)][column]` (their mean, and their
+/// range) with `reference`.
+pub fn compare(sim: &Seeds, reference: &[RefRow]) -> Comparison {
     let deployment_mean = |dep: &str, column: &str, skip_none: bool| -> Option<f64> {
         let v: Vec<f64> = reference
             .iter()
@@ -132,7 +163,14 @@ pub fn compare(
                 }
                 _ => measured,
             };
-            let simulated = simrow.and_then(|s| s.get(column).copied().flatten());
+            let seeds = simrow.and_then(|s| s.get(column)).filter(|v| !v.is_empty());
+            let simulated = seeds.map(|v| v.iter().sum::<f64>() / v.len() as f64);
+            let range = seeds.map(|v| {
+                v.iter()
+                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+                        (lo.min(x), hi.max(x))
+                    })
+            });
             let (tol, ok) = match (target, simulated) {
                 (Some(t), Some(s)) => {
                     let tol = tolerance(column, t);
@@ -149,6 +187,7 @@ pub fn compare(
                 measured,
                 target,
                 simulated,
+                range,
                 tolerance: tol,
                 ok,
             });
@@ -159,16 +198,29 @@ pub fn compare(
     out
 }
 
-/// The comparison as text: one line per cell, then `K/N reference rows within tolerance`.
+/// The comparison as text: one line per cell, then the count of rows within tolerance or
+/// inside the seeds' range, and last `K/N reference rows within tolerance`.
 pub fn render(c: &Comparison) -> String {
     let fmt = |x: Option<f64>| x.map_or("N/A".to_string(), |v| format!("{v:.2}"));
     let mut s = format!(
-        "{:<16} {:<26} {:<18} {:>10} {:>10} {:>10} {:>9} {:>7}  {}\n",
-        "deployment", "failure", "column", "measured", "held_to", "simulated", "error", "tol", "ok"
+        "{:<16} {:<26} {:<18} {:>10} {:>10} {:>10} {:>9} {:>7} {:>19}  {}\n",
+        "deployment",
+        "failure",
+        "column",
+        "measured",
+        "held_to",
+        "simulated",
+        "error",
+        "tol",
+        "seed_range",
+        "ok"
     );
     for cell in &c.cells {
+        let range = cell
+            .range
+            .map_or("-".to_string(), |(lo, hi)| format!("{lo:.2}..{hi:.2}"));
         s.push_str(&format!(
-            "{:<16} {:<26} {:<18} {:>10} {:>10} {:>10} {:>9} {:>7.2}  {}\n",
+            "{:<16} {:<26} {:<18} {:>10} {:>10} {:>10} {:>9} {:>7.2} {:>19}  {}\n",
             cell.deployment,
             cell.failure,
             cell.column,
@@ -177,7 +229,12 @@ pub fn render(c: &Comparison) -> String {
             fmt(cell.simulated),
             cell.error().map_or("-".into(), |e| format!("{e:+.2}")),
             cell.tolerance,
-            if cell.ok { "ok" } else { "MISS" }
+            range,
+            match (cell.ok, cell.in_range()) {
+                (true, _) => "ok",
+                (false, true) => "MISS*",
+                (false, false) => "MISS",
+            }
         ));
     }
     if !c.not_simulated.is_empty() {
@@ -186,6 +243,11 @@ pub fn render(c: &Comparison) -> String {
             c.not_simulated.len()
         ));
     }
+    s.push_str(&format!(
+        "{}/{} reference rows within tolerance or, where not, inside the seeds' range (MISS*)\n",
+        c.rows_plausible(),
+        c.rows.len()
+    ));
     s.push_str(&format!(
         "{}/{} reference rows within tolerance\n",
         c.rows_ok(),
@@ -204,12 +266,14 @@ d,x,120.00,100.00,0.00,50.00,200.00,2.00,1.00,10.00";
 
     type Cols<'a> = &'a [(&'a str, Option<f64>)];
 
-    fn sim(rows: &[(&str, Cols<'_>)]) -> BTreeMap<(String, String), BTreeMap<String, Option<f64>>> {
+    fn sim(rows: &[(&str, Cols<'_>)]) -> Seeds {
         rows.iter()
             .map(|(f, vals)| {
                 (
                     ("d".to_string(), f.to_string()),
-                    vals.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+                    vals.iter()
+                        .map(|(k, v)| (k.to_string(), v.iter().copied().collect()))
+                        .collect(),
                 )
             })
             .collect()
@@ -251,6 +315,44 @@ d,x,120.00,100.00,0.00,50.00,200.00,2.00,1.00,10.00";
         assert_eq!(miss, vec![("x", "success_after")]);
         assert_eq!(c.rows_ok(), 1);
         assert!(render(&c).ends_with("1/2 reference rows within tolerance\n"));
+        assert!(render(&c).contains("1/2 reference rows within tolerance or, where not, inside"));
+    }
+
+    #[test]
+    fn a_miss_inside_the_seed_range_is_told_apart() {
+        let r = parse_reference(REF).unwrap();
+        let row = |failed_after: &[f64]| -> Seeds {
+            let mut cols: BTreeMap<String, Vec<f64>> = [
+                ("startup_s", vec![110.0]),
+                ("success_before", vec![100.0]),
+                ("failed_before", vec![0.0]),
+                ("success_after", vec![50.0]),
+                ("latency_before_s", vec![2.0]),
+                ("latency_after_s", vec![1.0]),
+                ("recovery_s", vec![10.0]),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+            cols.insert("failed_after".into(), failed_after.to_vec());
+            [(("d".to_string(), "x".to_string()), cols)].into()
+        };
+        // Measured 200 ± 20: a mean of 160 misses; seeds 100..220 contain the run.
+        let inside = compare(&row(&[100.0, 160.0, 220.0]), &r);
+        let cell = inside
+            .cells
+            .iter()
+            .find(|c| c.column == "failed_after")
+            .unwrap();
+        assert!(!cell.ok && cell.in_range());
+        assert_eq!(cell.range, Some((100.0, 220.0)));
+        assert_eq!((inside.rows_ok(), inside.rows_plausible()), (0, 1));
+        let starred = |c: &Comparison| render(c).lines().filter(|l| l.ends_with("MISS*")).count();
+        assert_eq!(starred(&inside), 1);
+        // Seeds 150..170 do not.
+        let outside = compare(&row(&[150.0, 160.0, 170.0]), &r);
+        assert_eq!((outside.rows_ok(), outside.rows_plausible()), (0, 0));
+        assert_eq!(starred(&outside), 0);
     }
 
     #[test]
