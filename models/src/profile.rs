@@ -49,6 +49,14 @@ pub struct KubeProfile {
     /// A replacement pod: ReplicaSet reaction + scheduling + sandbox and container creation
     /// with the image cached (recovery of `*_pod` rows is 2–4 s above the process rows) [ns].
     pub pod_create: SimDuration,
+    /// The last part of a pod's creation: from the kubelet's `SyncPod` registering the pod's
+    /// probe workers (`probeManager.AddPod`, called just before `containerRuntime.SyncPod`) to
+    /// the container running — sandbox with its network, container create and start, image
+    /// cached. Drawn uniformly from `[sandbox_start_min, sandbox_start_max]`. Not published;
+    /// CRI sandbox and container start take hundreds of milliseconds [ns].
+    pub sandbox_start_min: SimDuration,
+    /// Upper end of the sandbox start [ns].
+    pub sandbox_start_max: SimDuration,
     /// Container start for a restart in the same pod [ns].
     pub container_restart: SimDuration,
     /// First pod creation at deployment start: image pull on a warm node and sandbox set-up
@@ -248,6 +256,8 @@ impl Profile {
                 restart_backoff_cap: s(300),
                 force_delete_grace: s(2),
                 pod_create: ms(2_000),
+                sandbox_start_min: ms(300),
+                sandbox_start_max: ms(1_000),
                 container_restart: ms(500),
                 first_pod_create: s(12),
             },

@@ -2,13 +2,21 @@
 //! back-off, readiness probing, force deletion and replacement.
 //!
 //! Readiness (kubelet `pkg/kubelet/prober/worker.go`, `prober_manager.go`): each pod has a
-//! probe worker that probes at creation and then every period; a new container resets
-//! readiness to false and probes are skipped until `initialDelaySeconds` after its start; while
-//! a container is not ready, every pod sync triggers a probe at once. Pods sync on container
-//! events and again after the resync interval (1 min, jittered up to 1.5 min). This is what
-//! makes a restarted Dynamo frontend (60 s initial delay, 60 s period) stay out of the clients'
-//! Ready list for one to one and a half minutes although its process is back in ~3 s — the
-//! hundreds of failures of the `frontend` rows with one frontend.
+//! probe worker, started when `SyncPod` first registers the pod (`probeManager.AddPod`, just
+//! before the runtime creates the sandbox and container), that probes at once and then every
+//! period on one ticker kept for the pod's life — a restarted container does not reset it. A
+//! new container resets readiness to false, and probes are skipped while
+//! `int32(time.Since(StartedAt).Seconds()) < initialDelaySeconds`, where `StartedAt` is the
+//! status manager's copy, truncated to whole seconds (`status_manager.go` `normalizeStatus`,
+//! `Rfc3339Copy`). While a container is not ready, every pod sync triggers a probe at once.
+//! Pods sync on container events and again after the resync interval (1 min, jittered up to
+//! 1.5 min). This is what makes a restarted Dynamo frontend (60 s initial delay, 60 s period)
+//! stay out of the clients' Ready list for one to one and a half minutes although its process
+//! is back in ~3 s — the hundreds of failures of the `frontend` rows with one frontend. A
+//! replacement pod's ticker starts a fraction of a second before its container, so its tick at
+//! 60 s passes the truncated initial-delay check when the container started in the same
+//! wall-clock second as the worker (about half the time): replacement pods are often Ready
+//! ~60 s after creation, restarted containers ~75 s after the restart on average.
 
 use rand::RngExt;
 use sim_core::{Context, SimDuration, SimRng, SimTime};
@@ -16,6 +24,8 @@ use sim_core::{Context, SimDuration, SimRng, SimTime};
 use crate::cluster::{Event, Sig};
 use crate::profile::{KubeProfile, ProbeSpec};
 use crate::scenario::Role;
+
+const NS_PER_S: u64 = 1_000_000_000;
 
 /// Events handled by the kubelet (and the API server's pod registry).
 #[derive(Clone, Copy, Debug)]
@@ -131,6 +141,9 @@ pub struct Kube {
     cfg: KubeProfile,
     pods: Vec<Pod>,
     rng: SimRng,
+    /// Wall-clock time of simulated time zero, modulo one second: where the whole seconds
+    /// that `StartedAt` is truncated to fall [ns].
+    wall_phase: u64,
 }
 
 impl Kube {
@@ -154,7 +167,14 @@ impl Kube {
                 terminating: None,
             })
             .collect();
-        Kube { cfg, pods, rng }
+        let mut rng = rng;
+        let wall_phase = rng.random_range(0..NS_PER_S);
+        Kube {
+            cfg,
+            pods,
+            rng,
+            wall_phase,
+        }
     }
 
     /// All pod slots.
@@ -203,6 +223,12 @@ impl Kube {
         let now = ctx.now();
         let period = self.probe_spec(slot).period;
         let key = self.rng.random();
+        let sandbox = SimDuration::from_nanos(self.rng.random_range(
+            self.cfg.sandbox_start_min.as_nanos()..=self.cfg.sandbox_start_max.as_nanos(),
+        ));
+        // The probe worker starts when `SyncPod` registers the pod, just before the sandbox.
+        let worker_start =
+            SimDuration::from_nanos(delay.as_nanos().saturating_sub(sandbox.as_nanos()));
         let p = &mut self.pods[slot as usize];
         p.uid += 1;
         p.exists = true;
@@ -216,8 +242,12 @@ impl Kube {
             delay,
             Event::Kube(KubeEvent::ContainerStart { pod: slot, uid }),
         );
-        // The probe worker probes at once and then every period (`worker.go` `run`).
-        ctx.schedule_in(period, Event::Kube(KubeEvent::ProbeTick { pod: slot, uid }));
+        // The probe worker probes at once (nothing to probe yet) and then every period
+        // (`worker.go` `run`).
+        ctx.schedule_in(
+            worker_start + period,
+            Event::Kube(KubeEvent::ProbeTick { pod: slot, uid }),
+        );
         self.sync(slot, ctx);
     }
 
@@ -237,13 +267,11 @@ impl Kube {
         let spec = self.probe_spec(slot).clone();
         let p = &self.pods[slot as usize];
         // `worker.go` `doProbe`: nothing before the container runs or within the initial
-        // delay (whole seconds, truncated).
-        let since = ctx.now().saturating_since(p.started_at).as_nanos() / 1_000_000_000;
-        if !p.exists
-            || !p.running
-            || p.ready
-            || since < spec.initial_delay.as_nanos() / 1_000_000_000
-        {
+        // delay, counted in whole seconds from `StartedAt` truncated to its wall-clock second.
+        let wall = |t: SimTime| t.as_nanos() + self.wall_phase;
+        let started = wall(p.started_at) / NS_PER_S * NS_PER_S;
+        let since = wall(ctx.now()).saturating_sub(started) / NS_PER_S;
+        if !p.exists || !p.running || p.ready || since < spec.initial_delay.as_nanos() / NS_PER_S {
             return;
         }
         let gen = p.gen;
