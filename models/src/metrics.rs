@@ -116,6 +116,8 @@ pub struct RunLog {
     pub departures: Vec<(SimTime, u16, u32)>,
     /// Worker incarnations: (slot, incarnation, serving from, dead from).
     pub incarnations: Vec<(u16, u32, SimTime, Option<SimTime>)>,
+    /// Pods turning Ready (their readiness probe passed): (when, pod slot).
+    pub pods_ready: Vec<(SimTime, u16)>,
 }
 
 impl RunLog {

@@ -127,7 +127,7 @@ impl Model for World {
                     &self.routers,
                     &self.processors,
                 );
-                self.kube.handle(e, ctx, |role| match role {
+                self.kube.handle(e, ctx, &mut self.log, |role| match role {
                     PodRole::Frontend(i) => frontends[i as usize].healthy(),
                     PodRole::Worker(i) => workers[i as usize].serving(),
                     PodRole::Router(i) => routers[i as usize].serving(),
@@ -262,7 +262,19 @@ pub fn run(
         .chain((0..n_routers).map(|i| (PodRole::Router(i), Role::Router)))
         .chain((0..n_proc).map(|i| (PodRole::Processor(i), Role::Processor)))
         .collect();
-    let kube = Kube::new(profile.kube.clone(), &roles, streams.stream("kube"));
+    // One wall clock for the harness's 1-s timestamps and the kubelet's truncated `StartedAt`
+    // (NTP-synced machines).
+    let clock_offset = SimDuration::from_nanos(
+        streams
+            .stream("harness/clock")
+            .random_range(0..1_000_000_000),
+    );
+    let kube = Kube::new(
+        profile.kube.clone(),
+        &roles,
+        streams.stream("kube"),
+        clock_offset,
+    );
     let fe_times = FrontendTimes {
         start: profile.process.frontend_start,
         sigint_exit: profile.process.frontend_sigint_exit,
@@ -410,9 +422,8 @@ pub fn run(
             (Vec::new(), Some(source), 1)
         }
     };
-    let mut clock = streams.stream("harness/clock");
     let log = RunLog {
-        clock_offset: SimDuration::from_nanos(clock.random_range(0..1_000_000_000)),
+        clock_offset,
         ..RunLog::default()
     };
     let runner = Runner::new(

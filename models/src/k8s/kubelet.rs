@@ -22,6 +22,7 @@ use rand::RngExt;
 use sim_core::{Context, SimDuration, SimRng, SimTime};
 
 use crate::cluster::{Event, Sig};
+use crate::metrics::RunLog;
 use crate::profile::{KubeProfile, ProbeSpec};
 use crate::scenario::Role;
 
@@ -141,14 +142,20 @@ pub struct Kube {
     cfg: KubeProfile,
     pods: Vec<Pod>,
     rng: SimRng,
-    /// Wall-clock time of simulated time zero, modulo one second: where the whole seconds
+    /// Wall-clock time of simulated time zero within its second: where the whole seconds
     /// that `StartedAt` is truncated to fall [ns].
     wall_phase: u64,
 }
 
 impl Kube {
-    /// Pods for `roles`, none created yet.
-    pub fn new(cfg: KubeProfile, roles: &[(PodRole, Role)], rng: SimRng) -> Self {
+    /// Pods for `roles`, none created yet; simulated time zero is `clock_offset` into a
+    /// wall-clock second.
+    pub fn new(
+        cfg: KubeProfile,
+        roles: &[(PodRole, Role)],
+        rng: SimRng,
+        clock_offset: SimDuration,
+    ) -> Self {
         let pods = roles
             .iter()
             .map(|&(role, kind)| Pod {
@@ -167,13 +174,11 @@ impl Kube {
                 terminating: None,
             })
             .collect();
-        let mut rng = rng;
-        let wall_phase = rng.random_range(0..NS_PER_S);
         Kube {
             cfg,
             pods,
             rng,
-            wall_phase,
+            wall_phase: clock_offset.as_nanos(),
         }
     }
 
@@ -286,6 +291,7 @@ impl Kube {
         &mut self,
         ev: KubeEvent,
         ctx: &mut Context<Event>,
+        log: &mut RunLog,
         healthy: impl Fn(PodRole) -> bool,
     ) {
         match ev {
@@ -368,6 +374,7 @@ impl Kube {
                 let p = &mut self.pods[pod as usize];
                 if p.gen == gen && p.running && p.exists && ok && !p.ready {
                     p.ready = true;
+                    log.pods_ready.push((ctx.now(), pod));
                 }
             }
             KubeEvent::DeletePod { pod } => {
