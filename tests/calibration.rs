@@ -20,9 +20,12 @@ const AGG_GAPS: &[(&str, &str, &str)] = &[
          REPLACEMENT pod (305 with two clients lost, 395: ~60–65 s). dynsim's kubelet follows \
          the prober source (one ticker per pod kept across restarts, started just before a new \
          pod's sandbox; StartedAt truncated to the second; probes triggered by syncs; resync \
-         60–90 s) and gives ~75 s after a restart, ~65–70 s for a replacement. A restart in \
-         CrashLoopBackOff would explain it, but the measured recovery (the new process up in \
-         3.4 s) rules out a delayed restart. Its recovery (3.36 s) is also ~1 s below the three \
+         60–90 s) and gives ~75 s after a restart, ~65–70 s for a replacement. By that source \
+         (sync-triggered probes since kubelet 1.21, PR #97126) a restart is Ready at most ~92 s \
+         after the kill, yet the disagg run needs ~100 s; a tick-only kubelet (60 s + U(0, 60 s), \
+         mean ~93 s) would fit both restart rows. A restart in CrashLoopBackOff would too, but \
+         the measured recovery (the new process up in 3.4 s) rules out a delayed restart. Its \
+         recovery (3.36 s) is also ~1 s below the three \
          other published frontend rows (4.28–4.37 s), which the model's 4.2 s matches.",
     ),
     (

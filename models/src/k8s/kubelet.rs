@@ -8,7 +8,8 @@
 //! new container resets readiness to false, and probes are skipped while
 //! `int32(time.Since(StartedAt).Seconds()) < initialDelaySeconds`, where `StartedAt` is the
 //! status manager's copy, truncated to whole seconds (`status_manager.go` `normalizeStatus`,
-//! `Rfc3339Copy`). While a container is not ready, every pod sync triggers a probe at once.
+//! `Rfc3339Copy`). While a container is not ready, every pod sync triggers a probe at once
+//! (`UpdatePodStatus`, kubelet 1.21 and later, PR #97126).
 //! Pods sync on container events and again after the resync interval (1 min, jittered up to
 //! 1.5 min). This is what makes a restarted Dynamo frontend (60 s initial delay, 60 s period)
 //! stay out of the clients' Ready list for one to one and a half minutes although its process
