@@ -31,7 +31,7 @@ use crate::router::kv::{KvRouter, APPROX_TTL};
 use crate::router::power_of_two::PowerOfTwo;
 use crate::router::service::{ReplicaSync, RouterEvent, RouterService};
 use crate::router::{Random, RoundRobin, Router};
-use crate::scenario::{DeploymentSpec, FailureSpec, Load, Role, RouterMode, Scenario};
+use crate::scenario::{Backend, DeploymentSpec, FailureSpec, Load, Role, RouterMode, Scenario};
 use crate::worker::{Worker, WorkerEvent, WorkerTimes};
 
 /// A signal sent to a process.
@@ -316,7 +316,8 @@ pub fn run(
         start: profile.process.worker_start,
         start_sd: profile.process.worker_start_sd,
         monitor_period: profile.process.engine_monitor_period,
-        monitor: scenario.policies.engine_monitor,
+        // Only Dynamo's vLLM worker watches its engine process (`engine_monitor.py`).
+        monitor: scenario.policies.engine_monitor && deployment.backend == Backend::Vllm,
         shutdown: profile.process.worker_shutdown,
         kv_per_token_ns: d.kv_bytes_per_token / d.kv_bandwidth * 1e9,
         kv_setup: d.kv_setup,

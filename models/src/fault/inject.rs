@@ -205,7 +205,8 @@ impl Runner {
                         (
                             FailureAction::KillEngineCore,
                             PodRole::Frontend(_) | PodRole::Router(_) | PodRole::Processor(_),
-                        ) => {}
+                        )
+                        | (FailureAction::NoEffect, _) => {}
                     }
                 }
             }

@@ -279,8 +279,9 @@ pub struct Policies {
     /// (`--migration-limit`, default 0, §4).
     #[serde(default)]
     pub migration_limit: u32,
-    /// Whether the worker's engine monitor detects an engine sub-process death (2 s polling,
-    /// §3). `false` models the older releases where requests hang until the client timeout.
+    /// Whether the vLLM worker's engine monitor detects an engine sub-process death (2 s
+    /// polling, §3). `false` models the older releases where requests hang until the client
+    /// timeout. SGLang and TensorRT-LLM workers have none in the releases modelled.
     #[serde(default = "yes")]
     pub engine_monitor: bool,
     /// KV router: weight of the prefill blocks against the decode blocks (§2: 1.0).
@@ -335,17 +336,28 @@ pub enum FailureKind {
     VllmDecodeEngineCore,
     /// SIGKILL to vLLM's `EngineCore` of a prefill worker.
     VllmPrefillEngineCore,
-    /// SIGKILL to SGLang's decode scheduler.
+    /// SIGKILL to SGLang's decode scheduler (`sglang::scheduler`). Nothing notices: SGLang
+    /// checks its sub-processes only at launch, a SIGKILLed child sends no SIGQUIT to the
+    /// parent, the TokenizerManager waits on in a 4-s loop, and Dynamo's SGLang worker has no
+    /// engine monitor (sglang 0.4.10–0.5.3 `engine.py`, `tokenizer_manager.py`; Dynamo
+    /// 0.4–0.6 `components/backends/sglang`). The worker stays registered and requests to it
+    /// hang until the client's timeout.
     SglangDecodeScheduler,
-    /// SIGKILL to SGLang's decode detokenizer.
+    /// SIGKILL to SGLang's decode detokenizer (`sglang::detokenizer`). No effect on traffic:
+    /// Dynamo runs SGLang with `skip_tokenizer_init = True`, so the scheduler sends its output
+    /// straight to the TokenizerManager and the detokenizer is bypassed (Dynamo sglang
+    /// `args.py`, sglang `scheduler.py`).
     SglangDecodeDetokenizer,
-    /// SIGKILL to SGLang's prefill scheduler.
+    /// SIGKILL to SGLang's prefill scheduler (as the decode scheduler).
     SglangPrefillScheduler,
-    /// SIGKILL to SGLang's prefill detokenizer.
+    /// SIGKILL to SGLang's prefill detokenizer (as the decode detokenizer: no effect).
     SglangPrefillDetokenizer,
-    /// SIGKILL to TRT-LLM's decode engine core.
+    /// SIGKILL to the process matching `TRTLLM::EngineCore`. No effect: TensorRT-LLM sets no
+    /// process title (its executor workers run as `python -m mpi4py.futures.server`), so the
+    /// suite's `ps -aux` match finds nothing to kill. Inferred from TensorRT-LLM 1.0–1.1's
+    /// source, not observed.
     TrtllmDecodeEngineCore,
-    /// SIGKILL to TRT-LLM's prefill engine core.
+    /// SIGKILL to `TRTLLM::EngineCore` in a prefill worker (as the decode one: no effect).
     TrtllmPrefillEngineCore,
     /// SIGKILL to the standalone KV router process (DEP scenario 3).
     Router,
@@ -380,10 +392,15 @@ pub enum FailureAction {
         /// Whether the process gets to shut down gracefully.
         graceful: bool,
     },
-    /// Kill the engine sub-process only.
+    /// Kill the engine sub-process only. Whether anybody notices depends on the backend:
+    /// the vLLM worker's engine monitor does (`policies.engine_monitor`); nothing does for
+    /// SGLang's scheduler.
     KillEngineCore,
     /// Force-delete the pod.
     DeletePod,
+    /// A kill that does not touch serving: the process is not on the request path, or the
+    /// suite's process pattern matches none.
+    NoEffect,
 }
 
 impl FailureKind {
@@ -429,14 +446,10 @@ impl FailureKind {
             K::RouterPod => (Role::Router, DeletePod),
             K::Processor => (Role::Processor, KillProcess { graceful: false }),
             K::ProcessorPod => (Role::Processor, DeletePod),
-            K::VllmDecodeEngineCore
-            | K::SglangDecodeScheduler
-            | K::SglangDecodeDetokenizer
-            | K::TrtllmDecodeEngineCore => (Role::Decode, KillEngineCore),
-            K::VllmPrefillEngineCore
-            | K::SglangPrefillScheduler
-            | K::SglangPrefillDetokenizer
-            | K::TrtllmPrefillEngineCore => (Role::Prefill, KillEngineCore),
+            K::VllmDecodeEngineCore | K::SglangDecodeScheduler => (Role::Decode, KillEngineCore),
+            K::VllmPrefillEngineCore | K::SglangPrefillScheduler => (Role::Prefill, KillEngineCore),
+            K::SglangDecodeDetokenizer | K::TrtllmDecodeEngineCore => (Role::Decode, NoEffect),
+            K::SglangPrefillDetokenizer | K::TrtllmPrefillEngineCore => (Role::Prefill, NoEffect),
         })
     }
 

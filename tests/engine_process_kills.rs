@@ -1,0 +1,82 @@
+//! The suite's engine-process kills per backend: vLLM's engine monitor notices a dead
+//! `EngineCore` and the worker restarts; nobody notices SGLang's dead scheduler, so requests
+//! hang on a worker that stays registered; the SGLang detokenizer is off Dynamo's request
+//! path and no TensorRT-LLM process matches `TRTLLM::EngineCore`, so those kills change
+//! nothing.
+
+use std::path::Path;
+
+use models::metrics::{Outcome, RunLog};
+use models::scenario::{FailureKind, Scenario};
+
+/// One aggregated deployment of `backend` with one frontend, four clients and `kind`.
+fn run(backend: &str, kind: FailureKind) -> RunLog {
+    let text = format!(
+        r#"Scenario(
+    name: "engine-process-kills",
+    profile: "a100-k8s",
+    deployments: [Deployment(backend: {backend}, mode: agg, tp: 1, dp: 1, frontends: 1)],
+    load: Harness(clients: 4, requests_per_client: 150, input_tokens: 100, output_tokens: 100),
+    failures: [Failure(kind: {}, at_s: 30.0)],
+)"#,
+        kind.name()
+    );
+    let s = Scenario::parse(&text, Path::new("engine-process-kills.ron")).expect("valid");
+    models::cluster::run(&s, &s.deployments[0], &s.failures[0], 7).log
+}
+
+fn restarted(log: &RunLog) -> bool {
+    let fault = log.fault_logged.expect("fault injected");
+    log.ready_lines.iter().any(|l| !l.frontend && l.at > fault)
+}
+
+#[test]
+fn vllm_engine_death_is_noticed_and_the_worker_restarts() {
+    let log = run("vllm", FailureKind::VllmDecodeEngineCore);
+    let fault = log.fault_logged.unwrap();
+    let left = log
+        .departures
+        .iter()
+        .find(|d| d.0 > fault)
+        .expect("deregistered");
+    assert!(
+        (left.0 - fault).as_secs_f64() < 5.0,
+        "the monitor notices within its 2-s poll"
+    );
+    assert!(restarted(&log), "Kubernetes restarts the worker");
+    assert!(!log.attempts.iter().any(|a| a.outcome == Outcome::Timeout));
+}
+
+#[test]
+fn a_dead_sglang_scheduler_hangs_requests_on_a_worker_that_stays_registered() {
+    let log = run("sglang", FailureKind::SglangDecodeScheduler);
+    let fault = log.fault_logged.unwrap();
+    assert!(
+        log.departures.iter().all(|d| d.0 < fault),
+        "the worker never leaves discovery"
+    );
+    assert!(!restarted(&log), "nothing restarts it");
+    let after: Vec<_> = log.attempts.iter().filter(|a| a.start > fault).collect();
+    assert!(!after.is_empty());
+    for a in &after {
+        assert_eq!(a.outcome, Outcome::Timeout, "every later request hangs");
+        assert!((a.end - a.start).as_secs_f64() >= 30.0 - 1e-6);
+    }
+}
+
+#[test]
+fn detokenizer_and_trtllm_engine_core_kills_change_nothing() {
+    for (backend, kind) in [
+        ("sglang", FailureKind::SglangDecodeDetokenizer),
+        ("trtllm", FailureKind::TrtllmDecodeEngineCore),
+    ] {
+        let log = run(backend, kind);
+        assert!(log.fault_logged.is_some(), "{kind:?}: injected");
+        assert!(
+            log.attempts.iter().all(|a| a.outcome == Outcome::Success),
+            "{kind:?}: every request succeeds"
+        );
+        assert!(!restarted(&log), "{kind:?}: no restart");
+        assert_eq!(log.attempts.len(), 4 * 150);
+    }
+}
