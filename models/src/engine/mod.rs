@@ -676,9 +676,11 @@ impl Engine {
     fn apply_decode(&mut self, steps: u32) {
         self.steps_done += u64::from(steps);
         let bs = self.limits.block_size;
-        let mut i = 0;
-        while i < self.running.len() {
-            let s = &mut self.running[i];
+        // Every step's blocks are taken before any sequence leaves: each step allocates at its
+        // start, and the sequences finishing in the run release theirs only after its last
+        // step (`core.rs` 2689–2766 per step, completion at the pass end), so their blocks
+        // never stand in for an eviction of an earlier step.
+        for s in &mut self.running {
             let (before, target) = (s.computed, s.computed + steps);
             let ok = Self::allocate(&mut self.pool, s, target, &[], bs);
             debug_assert!(
@@ -688,6 +690,10 @@ impl Engine {
             Self::publish(&mut self.pool, s, before, target, bs);
             s.computed = target;
             s.generated += steps;
+        }
+        let mut i = 0;
+        while i < self.running.len() {
+            let s = &self.running[i];
             if s.generated >= s.output {
                 let s = self.running.remove(i);
                 self.outputs.push(Output::Finished(s.id));
