@@ -1,21 +1,25 @@
 //! The suite's engine-process kills per backend: vLLM's engine monitor notices a dead
-//! `EngineCore` and the worker restarts; nobody notices SGLang's dead scheduler, so requests
-//! hang on a worker that stays registered; the SGLang detokenizer is off Dynamo's request
-//! path and no TensorRT-LLM process matches `TRTLLM::EngineCore`, so those kills change
-//! nothing.
+//! `EngineCore` and the worker restarts; nobody notices SGLang's dead scheduler at TP 1, so
+//! requests hang on a worker that stays registered, while at TP > 1 the surviving ranks take
+//! the whole worker down and it restarts; the SGLang detokenizer is off Dynamo's request path
+//! and no TensorRT-LLM process matches `TRTLLM::EngineCore`, so those kills change nothing.
 
 use std::path::Path;
 
 use models::metrics::{Outcome, RunLog};
 use models::scenario::{FailureKind, Scenario};
 
-/// One aggregated deployment of `backend` with one frontend, four clients and `kind`.
+/// One aggregated TP-1 deployment of `backend` with one frontend, four clients and `kind`.
 fn run(backend: &str, kind: FailureKind) -> RunLog {
+    run_tp(backend, 1, kind)
+}
+
+fn run_tp(backend: &str, tp: u32, kind: FailureKind) -> RunLog {
     let text = format!(
         r#"Scenario(
     name: "engine-process-kills",
     profile: "a100-k8s",
-    deployments: [Deployment(backend: {backend}, mode: agg, tp: 1, dp: 1, frontends: 1)],
+    deployments: [Deployment(backend: {backend}, mode: agg, tp: {tp}, dp: 1, frontends: 1)],
     load: Harness(clients: 4, requests_per_client: 150, input_tokens: 100, output_tokens: 100),
     failures: [Failure(kind: {}, at_s: 30.0)],
 )"#,
@@ -79,4 +83,23 @@ fn detokenizer_and_trtllm_engine_core_kills_change_nothing() {
         assert!(!restarted(&log), "{kind:?}: no restart");
         assert_eq!(log.attempts.len(), 4 * 150);
     }
+}
+
+#[test]
+fn a_dead_sglang_scheduler_rank_takes_a_tensor_parallel_worker_down() {
+    let log = run_tp("sglang", 2, FailureKind::SglangDecodeScheduler);
+    let fault = log.fault_logged.unwrap();
+    // The process dies at once; its lease runs out (no revoke) and the container restarts.
+    let left = log
+        .departures
+        .iter()
+        .find(|d| d.0 > fault)
+        .expect("deregistered");
+    let gone = (left.0 - fault).as_secs_f64();
+    assert!(
+        gone > 5.0 && gone < 12.0,
+        "lease expiry, {gone} s after the fault"
+    );
+    assert!(restarted(&log), "Kubernetes restarts the worker");
+    assert!(!log.attempts.iter().any(|a| a.outcome == Outcome::Timeout));
 }

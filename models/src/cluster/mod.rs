@@ -431,6 +431,7 @@ pub fn run(
         profile.harness.clone(),
         profile.kube.first_pod_create,
         failure,
+        deployment,
         n_clients,
         open_loop.is_some(),
         streams.stream("harness/clients"),

@@ -19,7 +19,7 @@ use crate::metrics::RunLog;
 use crate::processor::ProcessorEvent;
 use crate::profile::HarnessProfile;
 use crate::router::service::RouterEvent;
-use crate::scenario::{FailureAction, FailureSpec, Role, Trigger};
+use crate::scenario::{DeploymentSpec, FailureAction, FailureSpec, Role, Trigger};
 use crate::worker::WorkerEvent;
 
 /// Events handled by the test runner.
@@ -44,6 +44,8 @@ pub struct Runner {
     harness: HarnessProfile,
     first_pod_create: SimDuration,
     failure: FailureSpec,
+    /// What the failure hits and does on this deployment.
+    target: Option<(Role, FailureAction)>,
     clients: u16,
     /// Whether the load is one open-loop source rather than client processes.
     open_loop: bool,
@@ -59,6 +61,7 @@ impl Runner {
         harness: HarnessProfile,
         first_pod_create: SimDuration,
         failure: &FailureSpec,
+        deployment: &DeploymentSpec,
         clients: u16,
         open_loop: bool,
         rng: SimRng,
@@ -67,6 +70,7 @@ impl Runner {
             harness,
             first_pod_create,
             failure: failure.clone(),
+            target: failure.kind.target_in(deployment),
             clients,
             open_loop,
             clients_done: 0,
@@ -121,7 +125,7 @@ impl Runner {
                     ctx.schedule_in(d, Event::Client(c, ClientEvent::Begin));
                 }
                 match self.failure.trigger() {
-                    _ if self.failure.kind.target().is_none() => {}
+                    _ if self.target.is_none() => {}
                     Trigger::AtSecs(s) => {
                         ctx.schedule_in(
                             SimDuration::from_secs_f64(s),
@@ -137,10 +141,7 @@ impl Runner {
             RunnerEvent::RequestDone => {
                 self.requests_done += 1;
                 if let Trigger::AfterRequests(n) = self.failure.trigger() {
-                    if self.requests_done == n
-                        && !self.injected
-                        && self.failure.kind.target().is_some()
-                    {
+                    if self.requests_done == n && !self.injected && self.target.is_some() {
                         ctx.schedule_now(Event::Runner(RunnerEvent::Inject));
                     }
                 }
@@ -151,14 +152,14 @@ impl Runner {
                 }
                 self.injected = true;
                 log.fault_logged = Some(ctx.now());
-                let delay = match self.failure.kind.target() {
+                let delay = match self.target {
                     Some((_, FailureAction::DeletePod)) => self.harness.delete_delay,
                     _ => self.harness.exec_kill_delay,
                 };
                 ctx.schedule_in(delay, Event::Runner(RunnerEvent::Apply));
             }
             RunnerEvent::Apply => {
-                let Some((role, action)) = self.failure.kind.target() else {
+                let Some((role, action)) = self.target else {
                     return;
                 };
                 for k in 0..self.failure.count {

@@ -453,6 +453,30 @@ impl FailureKind {
         })
     }
 
+    /// The role hit and the action on `deployment`. As `target`, except that an SGLang
+    /// scheduler kill on a tensor-parallel worker ends the whole worker process: the
+    /// surviving ranks' next broadcast from the dead rank 0 fails at once, their exception
+    /// handler sends SIGQUIT to the parent, and its handler kills the process tree
+    /// (`kill_process_tree`; sglang 0.4.10–0.5.3 `scheduler.py` `run_scheduler_process`,
+    /// `engine.py`) — the suite's kills of the other ranks come one `kubectl exec` later.
+    /// Inferred from the source, not observed.
+    pub fn target_in(self, deployment: &DeploymentSpec) -> Option<(Role, FailureAction)> {
+        let (role, action) = self.target()?;
+        let tp = match role {
+            Role::Prefill => deployment.prefill_tp.unwrap_or(deployment.tp),
+            _ => deployment.tp,
+        };
+        let scheduler = matches!(
+            self,
+            FailureKind::SglangDecodeScheduler | FailureKind::SglangPrefillScheduler
+        );
+        Some(if scheduler && tp > 1 {
+            (role, FailureAction::KillProcess { graceful: false })
+        } else {
+            (role, action)
+        })
+    }
+
     /// The backend an engine-process kind belongs to, if it is backend-specific.
     pub fn backend(self) -> Option<Backend> {
         use FailureKind::*;
