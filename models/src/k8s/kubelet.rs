@@ -16,7 +16,8 @@
 //! is back in ~3 s — the hundreds of failures of the `frontend` rows with one frontend. A
 //! replacement pod's ticker starts a fraction of a second before its container, so its tick at
 //! 60 s passes the truncated initial-delay check when the container started in the same
-//! wall-clock second as the worker (about half the time): replacement pods are often Ready
+//! wall-clock second as the worker (a third of the time with the profile's 0.3–1 s sandbox
+//! start): replacement pods are often Ready
 //! ~60 s after creation, restarted containers ~75 s after the restart on average.
 
 use rand::RngExt;
