@@ -52,6 +52,9 @@ pub struct Runner {
     clients_done: u16,
     requests_done: u32,
     injected: bool,
+    /// The last client has finished: the test is over, and a fault not yet carried out is not
+    /// (the simulation may run on to settle in-flight messages).
+    ended: bool,
     rng: SimRng,
 }
 
@@ -76,6 +79,7 @@ impl Runner {
             clients_done: 0,
             requests_done: 0,
             injected: false,
+            ended: false,
             rng,
         }
     }
@@ -147,7 +151,7 @@ impl Runner {
                 }
             }
             RunnerEvent::Inject => {
-                if self.injected {
+                if self.injected || self.ended {
                     return;
                 }
                 self.injected = true;
@@ -159,7 +163,7 @@ impl Runner {
                 ctx.schedule_in(delay, Event::Runner(RunnerEvent::Apply));
             }
             RunnerEvent::Apply => {
-                let Some((role, action)) = self.target else {
+                let Some((role, action)) = self.target.filter(|_| !self.ended) else {
                     return;
                 };
                 for k in 0..self.failure.count {
@@ -214,6 +218,7 @@ impl Runner {
             RunnerEvent::ClientDone => {
                 self.clients_done += 1;
                 if self.clients_done == self.clients {
+                    self.ended = true;
                     ctx.stop();
                 }
             }
