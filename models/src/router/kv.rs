@@ -7,7 +7,8 @@
 //! temperature above zero the choice is sampled by softmax over the normalised costs.
 //! Defaults: overlap weight 1.0, temperature 0.
 
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::hash::BuildHasherDefault;
 
 use rand::RngExt;
@@ -32,6 +33,10 @@ pub struct KvRouter {
     /// Approximate mode: no KV events; a routed request's blocks are predicted cached on its
     /// worker for this long (§2: 120 s).
     approx_ttl: Option<SimDuration>,
+    /// Approximate mode, per worker: every prediction's deadline, earliest first, so that
+    /// expired predictions are dropped without scanning the tree (a re-predicted block keeps
+    /// its stale deadline here until it comes up and no longer matches the tree).
+    deadlines: BTreeMap<Instance, BinaryHeap<Reverse<(SimTime, u64)>>>,
     active_blocks: BTreeMap<Instance, u64>,
     rng: SimRng,
 }
@@ -45,6 +50,7 @@ impl KvRouter {
             temperature,
             trees: BTreeMap::new(),
             approx_ttl: None,
+            deadlines: BTreeMap::new(),
             active_blocks: BTreeMap::new(),
             rng,
         }
@@ -119,10 +125,21 @@ impl Router for KvRouter {
         *self.active_blocks.entry(to).or_default() += self.blocks(req.prompt + req.output);
         if let Some(ttl) = self.approx_ttl {
             let tree = self.trees.entry(to).or_default();
+            let deadlines = self.deadlines.entry(to).or_default();
             // Forget expired predictions so the tie-break on tree size counts live ones.
-            tree.retain(|_, until| *until > req.now);
+            while let Some(&Reverse((until, h))) = deadlines.peek() {
+                if until > req.now {
+                    break;
+                }
+                deadlines.pop();
+                if tree.get(&h) == Some(&until) {
+                    tree.remove(&h);
+                }
+            }
+            let until = req.now + ttl;
             for &h in req.hashes {
-                tree.insert(h, req.now + ttl);
+                tree.insert(h, until);
+                deadlines.push(Reverse((until, h)));
             }
         }
     }
@@ -145,6 +162,7 @@ impl Router for KvRouter {
 
     fn removed(&mut self, instance: Instance) {
         self.trees.remove(&instance);
+        self.deadlines.remove(&instance);
         self.active_blocks.remove(&instance);
     }
 
@@ -231,5 +249,25 @@ mod tests {
             0,
             "the prediction expired"
         );
+        // A block predicted again keeps its newer deadline when the older one comes up.
+        let w = live[first];
+        r.routed(w, &req(at(200)));
+        r.routed(w, &req(at(300)));
+        // Another prompt at 330 s pops the 320 s deadlines: stale, the 420 s ones rule.
+        let other = RouteRequest {
+            now: at(330),
+            prompt: 64,
+            output: 10,
+            hashes: &[99],
+        };
+        r.routed(w, &other);
+        assert_eq!(r.overlap(&w, &hashes, at(400)), 3);
+        assert_eq!(r.trees[&w].len(), 4, "nothing live is dropped");
+        let later = RouteRequest {
+            now: at(421),
+            ..other
+        };
+        r.routed(w, &later);
+        assert_eq!(r.trees[&w].len(), 1, "expired predictions are dropped");
     }
 }
