@@ -7,19 +7,23 @@ use models::metrics::Outcome;
 use models::scenario::Scenario;
 use proptest::prelude::*;
 
-const KINDS: &[&str] = &[
-    "none",
-    "frontend",
-    "frontend_pod",
-    "decode_worker",
-    "decode_worker_pod",
-    "vllm_decode_engine_core",
+/// Failure kinds and the backend each runs on.
+const KINDS: &[(&str, &str)] = &[
+    ("none", "vllm"),
+    ("frontend", "vllm"),
+    ("frontend_pod", "vllm"),
+    ("decode_worker", "vllm"),
+    ("decode_worker_pod", "vllm"),
+    ("vllm_decode_engine_core", "vllm"),
+    ("sglang_decode_scheduler", "sglang"),
+    ("sglang_decode_detokenizer", "sglang"),
     // Disaggregated deployments only:
-    "prefill_worker",
-    "prefill_worker_pod",
-    "vllm_prefill_engine_core",
+    ("prefill_worker", "vllm"),
+    ("prefill_worker_pod", "vllm"),
+    ("vllm_prefill_engine_core", "vllm"),
+    ("sglang_prefill_scheduler", "sglang"),
 ];
-const AGG_KINDS: usize = 6;
+const AGG_KINDS: usize = 8;
 
 #[derive(Debug, Clone)]
 struct Case {
@@ -31,6 +35,9 @@ struct Case {
     dp: u32,
     frontends: u32,
     kind: &'static str,
+    backend: &'static str,
+    /// Tensor-parallel GPUs per worker (an SGLang scheduler kill ends a TP > 1 worker).
+    tp: u32,
     disagg: bool,
     /// Routing: 0 round-robin, 1 embedded KV, 2 a standalone KV router, 3 power-of-two,
     /// 4 random, 5 two standalone KV router replicas, 6 two replicas with replica sync.
@@ -58,13 +65,14 @@ fn case() -> impl Strategy<Value = Case> {
             0u32..=2,
             any::<bool>(),
             any::<u64>(),
+            1u32..=2,
         ),
     )
         .prop_map(
             |(
                 (clients, requests, attempts, input, output),
                 (dp, frontends, k, disagg, kv, prefix_groups),
-                (at, migration, monitor, seed),
+                (at, migration, monitor, seed, tp),
             )| Case {
                 clients,
                 requests,
@@ -73,7 +81,9 @@ fn case() -> impl Strategy<Value = Case> {
                 output,
                 dp,
                 frontends,
-                kind: KINDS[k],
+                kind: KINDS[k].0,
+                backend: KINDS[k].1,
+                tp,
                 disagg: disagg || k >= AGG_KINDS,
                 kv,
                 prefix_groups,
@@ -94,11 +104,13 @@ fn scenario(c: &Case) -> Scenario {
         r#"Scenario(
             name: "prop",
             profile: "a100-k8s",
-            deployments: [Deployment(backend: vllm, mode: {mode}, dp: {dp}, frontends: {fe}, router: {router}, routers: {routers})],
+            deployments: [Deployment(backend: {backend}, mode: {mode}, tp: {tp}, dp: {dp}, frontends: {fe}, router: {router}, routers: {routers})],
             load: Harness(clients: {cl}, requests_per_client: {rq}, input_tokens: {i}, output_tokens: {o}, attempts: {a}, prefix_groups: {pg}, prefix_tokens: {pt}),
             policies: (migration_limit: {m}, engine_monitor: {mon}, router_replica_sync: {sync}),
             failures: [Failure(kind: {k}, {at})],
         )"#,
+        backend = c.backend,
+        tp = c.tp,
         dp = c.dp,
         fe = c.frontends,
         mode = if c.disagg { "disagg" } else { "agg" },
