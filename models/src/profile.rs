@@ -148,7 +148,13 @@ pub struct DisaggProfile {
     /// the KV read, re-admission of the request), one request at a time. Not published:
     /// fitted ONCE to the disagg-tp-1-dp-1 baseline latency (1.99 s against 1.19 s
     /// aggregated); the dp-2 baseline (1.47 s) then follows from the halved load per decode
-    /// worker [ns].
+    /// worker [ns]. Where it comes from, as far as the source tells: vLLM 0.10's NIXL
+    /// connector posts and polls every transfer on the decode engine's own thread
+    /// (`start_load_kv` before, `get_finished` after each forward pass; NIXL's UCX backend
+    /// progresses the worker until idle inside both), ~400 descriptors per 100-token request at
+    /// block size 16, over TCP where the pods have no RDMA; the ready request then waits one to
+    /// three steps and recomputes its last prompt token. A later vLLM measurement puts the
+    /// decode-side hand-over at ~200–260 ms p50 (vLLM RFC #50913), the size fitted here.
     pub handoff: SimDuration,
     /// The first KV transfer between a decode process and a prefill process pays a
     /// connection set-up (NIXL agent metadata exchange and memory registration) on top of
