@@ -108,9 +108,9 @@ impl DiscoveryClient {
         }
     }
 
-    /// A request sent to `to` ended.
-    pub fn ended(&mut self, to: Instance, prompt: u32, output: u32) {
-        self.router.ended(to, prompt, output);
+    /// Request `id`, sent to `to`, ended.
+    pub fn ended(&mut self, to: Instance, id: u64, prompt: u32, output: u32) {
+        self.router.ended(to, id, prompt, output);
     }
 
     /// A KV event from `from`'s engine.
@@ -137,6 +137,7 @@ mod tests {
     use crate::router::RoundRobin;
 
     const REQ: RouteRequest<'static> = RouteRequest {
+        id: 0,
         now: SimTime::ZERO,
         prompt: 1,
         output: 1,

@@ -307,6 +307,7 @@ impl Frontend {
     fn route_locally(&mut self, ctx: &mut Context<Event>, f: Inflight) -> Result<(), Outcome> {
         let hashes = f.prefix.block_hashes(self.times.block_size, &self.traces);
         let req = RouteRequest {
+            id: f.attempt,
             now: ctx.now(),
             prompt: f.prompt + f.generated,
             output: f.output - f.generated,
@@ -383,14 +384,19 @@ impl Frontend {
         if let Some(r) = f.routed_by {
             let e = RouterEvent::Ended {
                 instance: f.instance,
+                attempt: f.attempt,
                 prompt: f.prompt + f.generated,
                 output: f.output - f.generated,
             };
             ctx.schedule_now(Event::Router(r, e));
             return Some(f);
         }
-        self.workers
-            .ended(f.instance, f.prompt + f.generated, f.output - f.generated);
+        self.workers.ended(
+            f.instance,
+            f.attempt,
+            f.prompt + f.generated,
+            f.output - f.generated,
+        );
         Some(f)
     }
 

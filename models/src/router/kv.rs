@@ -22,6 +22,49 @@ use crate::engine::IdHasher;
 /// (`model-facts.md` §2: TTL 120 s when predicting without events).
 pub const APPROX_TTL: SimDuration = SimDuration::from_secs(120);
 
+/// How long a request may stay in a router's books without its end being heard: Dynamo's
+/// `ActiveSequences` drops the requests still active at two expiry checks 300 s apart, the
+/// checks running lazily when a request is added to that worker (`EXPIRY_DURATION`,
+/// `force_expiry`, `lib/llm/src/kv_router/sequence.rs`, 2025). Ends nobody publishes — those
+/// of the requests a router replica routed before it died — leave its peers' books only so.
+pub const ACTIVE_EXPIRY: SimDuration = SimDuration::from_secs(300);
+
+/// One worker's active requests, as a router counts them.
+struct Active {
+    /// Blocks of the requests below.
+    blocks: u64,
+    /// Request id → its blocks.
+    requests: BTreeMap<u64, u64>,
+    /// The requests active at the last expiry check: dropped at the next if still active.
+    expiring: Vec<u64>,
+    /// When the next expiry check is due.
+    next_check: SimTime,
+}
+
+impl Active {
+    fn new(now: SimTime) -> Self {
+        Active {
+            blocks: 0,
+            requests: BTreeMap::new(),
+            expiring: Vec::new(),
+            next_check: now + ACTIVE_EXPIRY,
+        }
+    }
+
+    fn expire(&mut self, now: SimTime) {
+        if now < self.next_check {
+            return;
+        }
+        for id in std::mem::take(&mut self.expiring) {
+            if let Some(b) = self.requests.remove(&id) {
+                self.blocks -= b;
+            }
+        }
+        self.expiring = self.requests.keys().copied().collect();
+        self.next_check = now + ACTIVE_EXPIRY;
+    }
+}
+
 /// The KV-aware router of one frontend.
 pub struct KvRouter {
     block_size: u32,
@@ -37,7 +80,9 @@ pub struct KvRouter {
     /// expired predictions are dropped without scanning the tree (a re-predicted block keeps
     /// its stale deadline here until it comes up and no longer matches the tree).
     deadlines: BTreeMap<Instance, BinaryHeap<Reverse<(SimTime, u64)>>>,
-    active_blocks: BTreeMap<Instance, u64>,
+    /// Per worker, the requests it sent there (or, with replica sync, its peers did) that
+    /// have not ended.
+    active: BTreeMap<Instance, Active>,
     rng: SimRng,
 }
 
@@ -51,7 +96,7 @@ impl KvRouter {
             trees: BTreeMap::new(),
             approx_ttl: None,
             deadlines: BTreeMap::new(),
-            active_blocks: BTreeMap::new(),
+            active: BTreeMap::new(),
             rng,
         }
     }
@@ -86,7 +131,7 @@ impl Router for KvRouter {
                 let cached =
                     (self.overlap(i, req.hashes, req.now) * self.block_size).min(req.prompt);
                 let prefill = f64::from((req.prompt - cached).div_ceil(self.block_size));
-                let decode = self.active_blocks.get(i).copied().unwrap_or(0) as f64;
+                let decode = self.active.get(i).map_or(0, |a| a.blocks) as f64;
                 let tree = self.trees.get(i).map_or(0, HashMap::len);
                 (self.overlap_weight * prefill + decode, tree)
             })
@@ -122,7 +167,16 @@ impl Router for KvRouter {
     }
 
     fn routed(&mut self, to: Instance, req: &RouteRequest<'_>) {
-        *self.active_blocks.entry(to).or_default() += self.blocks(req.prompt + req.output);
+        let blocks = self.blocks(req.prompt + req.output);
+        let a = self
+            .active
+            .entry(to)
+            .or_insert_with(|| Active::new(req.now));
+        a.expire(req.now);
+        a.blocks += blocks;
+        if let Some(old) = a.requests.insert(req.id, blocks) {
+            a.blocks -= old;
+        }
         if let Some(ttl) = self.approx_ttl {
             let tree = self.trees.entry(to).or_default();
             let deadlines = self.deadlines.entry(to).or_default();
@@ -144,10 +198,11 @@ impl Router for KvRouter {
         }
     }
 
-    fn ended(&mut self, to: Instance, prompt: u32, output: u32) {
-        let b = self.blocks(prompt + output);
-        if let Some(a) = self.active_blocks.get_mut(&to) {
-            *a = a.saturating_sub(b);
+    fn ended(&mut self, to: Instance, id: u64, _prompt: u32, _output: u32) {
+        if let Some(a) = self.active.get_mut(&to) {
+            if let Some(b) = a.requests.remove(&id) {
+                a.blocks -= b;
+            }
         }
     }
 
@@ -163,7 +218,7 @@ impl Router for KvRouter {
     fn removed(&mut self, instance: Instance) {
         self.trees.remove(&instance);
         self.deadlines.remove(&instance);
-        self.active_blocks.remove(&instance);
+        self.active.remove(&instance);
     }
 
     fn wants_kv_events(&self) -> bool {
@@ -202,6 +257,7 @@ mod tests {
             r.kv_event(inst(1), true, h);
         }
         let req = RouteRequest {
+            id: 1,
             now: SimTime::ZERO,
             prompt: 256,
             output: 10,
@@ -213,17 +269,41 @@ mod tests {
             "3 of 4 prompt blocks cached on worker 1"
         );
         // Load worker 1 until its decode blocks outweigh the saved prefill.
-        for _ in 0..2 {
-            r.routed(inst(1), &req);
+        for id in [1, 2] {
+            r.routed(inst(1), &RouteRequest { id, ..req });
         }
         assert_eq!(r.pick(&req, &live), 0);
-        r.ended(inst(1), 256, 10);
-        r.ended(inst(1), 256, 10);
+        r.ended(inst(1), 1, 256, 10);
+        r.ended(inst(1), 2, 256, 10);
         r.kv_event(inst(1), false, 11);
         // Without its first block the chain breaks: no overlap; the tie goes to the smaller tree.
         assert_eq!(r.pick(&req, &live), 0);
         r.removed(inst(0));
         assert_eq!(r.overlap(&inst(1), &[12, 13], SimTime::ZERO), 2);
+    }
+
+    #[test]
+    fn a_request_whose_end_never_comes_leaves_the_books_at_the_second_expiry_check() {
+        let mut r = KvRouter::new(64, 1.0, 0.0, RngStreams::new(1).stream("kv"));
+        let w = inst(0);
+        let at = |s| SimTime::ZERO + SimDuration::from_secs(s);
+        let req = |id, s| RouteRequest {
+            id,
+            now: at(s),
+            prompt: 128,
+            output: 64,
+            hashes: &[],
+        };
+        r.routed(w, &req(1, 0)); // its end is never heard (the replica that routed it died)
+        r.routed(w, &req(2, 301)); // first check: nothing to drop yet; 1 is marked
+        r.ended(w, 2, 128, 64);
+        r.ended(w, 7, 128, 64); // an end for a request never counted changes nothing
+        assert_eq!(r.active[&w].blocks, 3, "1 still counted");
+        r.routed(w, &req(3, 600)); // before the next check: still counted
+        assert_eq!(r.active[&w].blocks, 6);
+        r.routed(w, &req(4, 601)); // second check: 1 dropped, 3 marked
+        assert_eq!(r.active[&w].blocks, 6, "3 and 4 remain");
+        assert!(!r.active[&w].requests.contains_key(&1));
     }
 
     #[test]
@@ -235,6 +315,7 @@ mod tests {
         let hashes = [21, 22, 23];
         let at = |s| SimTime::ZERO + SimDuration::from_secs(s);
         let req = |now| RouteRequest {
+            id: 1,
             now,
             prompt: 256,
             output: 10,
@@ -242,7 +323,7 @@ mod tests {
         };
         let first = r.pick(&req(at(0)), &live);
         r.routed(live[first], &req(at(0)));
-        r.ended(live[first], 256, 10);
+        r.ended(live[first], 1, 256, 10);
         assert_eq!(r.pick(&req(at(60)), &live), first, "predicted cached there");
         assert_eq!(
             r.overlap(&live[first], &hashes, at(121)),
@@ -255,6 +336,7 @@ mod tests {
         r.routed(w, &req(at(300)));
         // Another prompt at 330 s pops the 320 s deadlines: stale, the 420 s ones rule.
         let other = RouteRequest {
+            id: 2,
             now: at(330),
             prompt: 64,
             output: 10,

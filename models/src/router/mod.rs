@@ -14,6 +14,8 @@ use crate::discovery::etcd::Instance;
 /// What a router may know of a request.
 #[derive(Clone, Copy, Debug)]
 pub struct RouteRequest<'a> {
+    /// Which request (the frontend's attempt id), for the routers' books of active requests.
+    pub id: u64,
     /// When the decision is made.
     pub now: SimTime,
     /// Prompt tokens.
@@ -31,8 +33,8 @@ pub trait Router {
     fn pick(&mut self, req: &RouteRequest<'_>, live: &[Instance]) -> usize;
     /// The request was sent to `to`.
     fn routed(&mut self, _to: Instance, _req: &RouteRequest<'_>) {}
-    /// A request sent to `to` ended (finished or failed).
-    fn ended(&mut self, _to: Instance, _prompt: u32, _output: u32) {}
+    /// Request `id`, sent to `to`, ended (finished or failed).
+    fn ended(&mut self, _to: Instance, _id: u64, _prompt: u32, _output: u32) {}
     /// A KV event from `from`'s engine: a block hash was stored (or removed).
     fn kv_event(&mut self, _from: Instance, _stored: bool, _hash: u64) {}
     /// `instance` left discovery: forget it.
@@ -98,6 +100,7 @@ mod tests {
     }
 
     const REQ: RouteRequest<'static> = RouteRequest {
+        id: 0,
         now: SimTime::ZERO,
         prompt: 10,
         output: 10,

@@ -46,6 +46,8 @@ pub enum RouterEvent {
     Ended {
         /// Where it went.
         instance: Instance,
+        /// Which attempt.
+        attempt: u64,
         /// Prompt tokens.
         prompt: u32,
         /// Tokens to generate.
@@ -66,6 +68,8 @@ pub enum RouterEvent {
     Peer {
         /// Where the request went.
         instance: Instance,
+        /// Which request.
+        id: u64,
         /// Prompt tokens.
         prompt: u32,
         /// Tokens to generate.
@@ -147,14 +151,15 @@ impl RouterService {
         &self,
         ctx: &mut Context<Event>,
         instance: Instance,
-        prompt: u32,
-        output: u32,
+        req: (u64, u32, u32),
         routed: bool,
     ) {
         let Some(s) = self.sync else { return };
+        let (id, prompt, output) = req;
         for r in (0..s.replicas).filter(|&r| r != self.idx) {
             let e = RouterEvent::Peer {
                 instance,
+                id,
                 prompt,
                 output,
                 routed,
@@ -228,6 +233,7 @@ impl RouterService {
                 let answer = if self.phase == Phase::Serving {
                     let hashes = prefix.block_hashes(self.block_size, &self.traces);
                     let req = RouteRequest {
+                        id: attempt,
                         now: ctx.now(),
                         prompt,
                         output,
@@ -235,7 +241,7 @@ impl RouterService {
                     };
                     let to = self.workers.pick(&req);
                     if let Some(i) = to {
-                        self.publish(ctx, i, prompt, output, true);
+                        self.publish(ctx, i, (attempt, prompt, output), true);
                     }
                     FrontendEvent::Routed { attempt, to }
                 } else {
@@ -245,12 +251,13 @@ impl RouterService {
             }
             RouterEvent::Ended {
                 instance,
+                attempt,
                 prompt,
                 output,
             } => {
                 if self.phase == Phase::Serving {
-                    self.workers.ended(instance, prompt, output);
-                    self.publish(ctx, instance, prompt, output, false);
+                    self.workers.ended(instance, attempt, prompt, output);
+                    self.publish(ctx, instance, (attempt, prompt, output), false);
                 }
             }
             RouterEvent::KvEvent { from, stored, hash } => {
@@ -265,6 +272,7 @@ impl RouterService {
             }
             RouterEvent::Peer {
                 instance,
+                id,
                 prompt,
                 output,
                 routed,
@@ -274,6 +282,7 @@ impl RouterService {
                 }
                 if routed {
                     let req = RouteRequest {
+                        id,
                         now: ctx.now(),
                         prompt,
                         output,
@@ -281,7 +290,7 @@ impl RouterService {
                     };
                     self.workers.routed(instance, &req);
                 } else {
-                    self.workers.ended(instance, prompt, output);
+                    self.workers.ended(instance, id, prompt, output);
                 }
             }
         }

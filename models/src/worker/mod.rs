@@ -837,6 +837,7 @@ impl Worker {
                 // dropped after errors, or all gone since the check: the request fails ("no
                 // instances").
                 let req = RouteRequest {
+                    id: h.attempt,
                     now: ctx.now(),
                     prompt: h.prompt,
                     output: h.output,
