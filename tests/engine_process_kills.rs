@@ -103,3 +103,36 @@ fn a_dead_sglang_scheduler_rank_takes_a_tensor_parallel_worker_down() {
     assert!(restarted(&log), "Kubernetes restarts the worker");
     assert!(!log.attempts.iter().any(|a| a.outcome == Outcome::Timeout));
 }
+
+#[test]
+fn a_dead_sglang_prefill_scheduler_leaves_the_decode_engines_alive() {
+    // vLLM's decode engine dies reading KV from a dead prefill engine; SGLang's has no such
+    // path: requests sent to the hung prefill worker hang, the others go on succeeding.
+    let text = r#"Scenario(
+    name: "sglang-prefill-scheduler",
+    profile: "a100-k8s",
+    deployments: [Deployment(backend: sglang, mode: disagg, tp: 1, dp: 2, frontends: 2)],
+    load: Harness(clients: 10, requests_per_client: 150, input_tokens: 100, output_tokens: 100),
+    failures: [Failure(kind: sglang_prefill_scheduler, at_s: 30.0)],
+)"#;
+    let s = Scenario::parse(text, Path::new("sglang-prefill-scheduler.ron")).expect("valid");
+    for seed in 1..=10 {
+        let log = models::cluster::run(&s, &s.deployments[0], &s.failures[0], seed).log;
+        let fault = log.fault_logged.unwrap();
+        let after: Vec<_> = log.attempts.iter().filter(|a| a.start > fault).collect();
+        let ok = after
+            .iter()
+            .filter(|a| a.outcome == Outcome::Success)
+            .count();
+        let hung = after
+            .iter()
+            .filter(|a| a.outcome == Outcome::Timeout)
+            .count();
+        assert!(hung > 0, "seed {seed}: requests to the dead scheduler hang");
+        assert!(
+            ok * 2 >= after.len(),
+            "seed {seed}: {ok} of {} later requests succeed",
+            after.len()
+        );
+    }
+}

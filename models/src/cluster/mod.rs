@@ -323,7 +323,10 @@ pub fn run(
         kv_setup: d.kv_setup,
         handoff: d.handoff,
         first_transfer: d.first_transfer,
-        prefill_death_kills_reader: d.prefill_death_kills_reader,
+        // vLLM 0.9–0.10's NIXL connector: an uncaught `check_xfer_state` error on a read from a
+        // dead prefill engine kills the decode engine. Not SGLang's.
+        prefill_death_kills_reader: d.prefill_death_kills_reader
+            && deployment.backend == Backend::Vllm,
         sigterm_reaches_process: profile.process.sigterm_reaches_process,
         block_size: profile.engine.block_size,
         kv_events: (router_mode == RouterMode::Kv && scenario.policies.kv_events)
