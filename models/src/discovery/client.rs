@@ -109,8 +109,8 @@ impl DiscoveryClient {
     }
 
     /// Request `id`, sent to `to`, ended.
-    pub fn ended(&mut self, to: Instance, id: u64, prompt: u32, output: u32) {
-        self.router.ended(to, id, prompt, output);
+    pub fn ended(&mut self, to: Instance, id: u64) {
+        self.router.ended(to, id);
     }
 
     /// A KV event from `from`'s engine.

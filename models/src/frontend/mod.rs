@@ -385,18 +385,11 @@ impl Frontend {
             let e = RouterEvent::Ended {
                 instance: f.instance,
                 attempt: f.attempt,
-                prompt: f.prompt + f.generated,
-                output: f.output - f.generated,
             };
             ctx.schedule_now(Event::Router(r, e));
             return Some(f);
         }
-        self.workers.ended(
-            f.instance,
-            f.attempt,
-            f.prompt + f.generated,
-            f.output - f.generated,
-        );
+        self.workers.ended(f.instance, f.attempt);
         Some(f)
     }
 

@@ -8,7 +8,7 @@
 //! Defaults: overlap weight 1.0, temperature 0.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::hash::BuildHasherDefault;
 
 use rand::RngExt;
@@ -27,7 +27,7 @@ pub const APPROX_TTL: SimDuration = SimDuration::from_secs(120);
 /// checks running lazily when a request is added to that worker (`EXPIRY_DURATION`,
 /// `force_expiry`, `lib/llm/src/kv_router/sequence.rs`, 2025). Ends nobody publishes — those
 /// of the requests a router replica routed before it died — leave its peers' books only so.
-pub const ACTIVE_EXPIRY: SimDuration = SimDuration::from_secs(300);
+pub(crate) const ACTIVE_EXPIRY: SimDuration = SimDuration::from_secs(300);
 
 /// One worker's active requests, as a router counts them.
 struct Active {
@@ -35,8 +35,10 @@ struct Active {
     blocks: u64,
     /// Request id → its blocks.
     requests: BTreeMap<u64, u64>,
-    /// The requests active at the last expiry check: dropped at the next if still active.
-    expiring: Vec<u64>,
+    /// The requests active at the last expiry check: dropped at the next if still active
+    /// (an id ended meanwhile leaves the set, as Dynamo's `free` does, so that a request
+    /// routed again under it is not dropped).
+    expiring: BTreeSet<u64>,
     /// When the next expiry check is due.
     next_check: SimTime,
 }
@@ -46,7 +48,7 @@ impl Active {
         Active {
             blocks: 0,
             requests: BTreeMap::new(),
-            expiring: Vec::new(),
+            expiring: BTreeSet::new(),
             next_check: now + ACTIVE_EXPIRY,
         }
     }
@@ -198,11 +200,12 @@ impl Router for KvRouter {
         }
     }
 
-    fn ended(&mut self, to: Instance, id: u64, _prompt: u32, _output: u32) {
+    fn ended(&mut self, to: Instance, id: u64) {
         if let Some(a) = self.active.get_mut(&to) {
             if let Some(b) = a.requests.remove(&id) {
                 a.blocks -= b;
             }
+            a.expiring.remove(&id);
         }
     }
 
@@ -273,8 +276,8 @@ mod tests {
             r.routed(inst(1), &RouteRequest { id, ..req });
         }
         assert_eq!(r.pick(&req, &live), 0);
-        r.ended(inst(1), 1, 256, 10);
-        r.ended(inst(1), 2, 256, 10);
+        r.ended(inst(1), 1);
+        r.ended(inst(1), 2);
         r.kv_event(inst(1), false, 11);
         // Without its first block the chain breaks: no overlap; the tie goes to the smaller tree.
         assert_eq!(r.pick(&req, &live), 0);
@@ -296,14 +299,25 @@ mod tests {
         };
         r.routed(w, &req(1, 0)); // its end is never heard (the replica that routed it died)
         r.routed(w, &req(2, 301)); // first check: nothing to drop yet; 1 is marked
-        r.ended(w, 2, 128, 64);
-        r.ended(w, 7, 128, 64); // an end for a request never counted changes nothing
+        r.ended(w, 2);
+        r.ended(w, 7); // an end for a request never counted changes nothing
         assert_eq!(r.active[&w].blocks, 3, "1 still counted");
         r.routed(w, &req(3, 600)); // before the next check: still counted
         assert_eq!(r.active[&w].blocks, 6);
         r.routed(w, &req(4, 601)); // second check: 1 dropped, 3 marked
         assert_eq!(r.active[&w].blocks, 6, "3 and 4 remain");
         assert!(!r.active[&w].requests.contains_key(&1));
+        // 3 ends and is routed here again under the same id (a migration back): the new
+        // booking is not the one marked at the last check.
+        r.ended(w, 3);
+        r.routed(w, &req(3, 700));
+        r.routed(w, &req(5, 902)); // third check: 3 was marked at the second but ended since
+        assert!(r.active[&w].requests.contains_key(&3));
+        r.routed(w, &req(6, 1203)); // fourth: 3 and 4, marked at the third, are dropped
+        assert_eq!(
+            r.active[&w].requests.keys().copied().collect::<Vec<_>>(),
+            vec![5, 6]
+        );
     }
 
     #[test]
@@ -323,7 +337,7 @@ mod tests {
         };
         let first = r.pick(&req(at(0)), &live);
         r.routed(live[first], &req(at(0)));
-        r.ended(live[first], 1, 256, 10);
+        r.ended(live[first], 1);
         assert_eq!(r.pick(&req(at(60)), &live), first, "predicted cached there");
         assert_eq!(
             r.overlap(&live[first], &hashes, at(121)),

@@ -34,7 +34,7 @@ pub trait Router {
     /// The request was sent to `to`.
     fn routed(&mut self, _to: Instance, _req: &RouteRequest<'_>) {}
     /// Request `id`, sent to `to`, ended (finished or failed).
-    fn ended(&mut self, _to: Instance, _id: u64, _prompt: u32, _output: u32) {}
+    fn ended(&mut self, _to: Instance, _id: u64) {}
     /// A KV event from `from`'s engine: a block hash was stored (or removed).
     fn kv_event(&mut self, _from: Instance, _stored: bool, _hash: u64) {}
     /// `instance` left discovery: forget it.

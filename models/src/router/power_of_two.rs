@@ -52,7 +52,7 @@ impl Router for PowerOfTwo {
         *self.in_flight.entry(to).or_default() += 1;
     }
 
-    fn ended(&mut self, to: Instance, _id: u64, _prompt: u32, _output: u32) {
+    fn ended(&mut self, to: Instance, _id: u64) {
         if let Some(n) = self.in_flight.get_mut(&to) {
             *n = n.saturating_sub(1);
         }
@@ -86,7 +86,7 @@ mod tests {
         for _ in 0..50 {
             assert_eq!(r.pick(&REQ, &live), 1);
         }
-        r.ended(inst(0), 0, 100, 10);
+        r.ended(inst(0), 0);
         r.routed(inst(1), &REQ);
         for _ in 0..50 {
             assert_eq!(r.pick(&REQ, &live), 0);

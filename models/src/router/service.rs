@@ -48,10 +48,6 @@ pub enum RouterEvent {
         instance: Instance,
         /// Which attempt.
         attempt: u64,
-        /// Prompt tokens.
-        prompt: u32,
-        /// Tokens to generate.
-        output: u32,
     },
     /// A KV event from a worker's engine (or its cache dump after a restart).
     KvEvent {
@@ -70,12 +66,8 @@ pub enum RouterEvent {
         instance: Instance,
         /// Which request.
         id: u64,
-        /// Prompt tokens.
-        prompt: u32,
-        /// Tokens to generate.
-        output: u32,
-        /// Sent (else ended).
-        routed: bool,
+        /// Sent, with its prompt and output tokens; `None`: ended.
+        sent: Option<(u32, u32)>,
     },
 }
 
@@ -151,19 +143,12 @@ impl RouterService {
         &self,
         ctx: &mut Context<Event>,
         instance: Instance,
-        req: (u64, u32, u32),
-        routed: bool,
+        id: u64,
+        sent: Option<(u32, u32)>,
     ) {
         let Some(s) = self.sync else { return };
-        let (id, prompt, output) = req;
         for r in (0..s.replicas).filter(|&r| r != self.idx) {
-            let e = RouterEvent::Peer {
-                instance,
-                id,
-                prompt,
-                output,
-                routed,
-            };
+            let e = RouterEvent::Peer { instance, id, sent };
             ctx.schedule_in(s.delay, Event::Router(r, e));
         }
     }
@@ -241,7 +226,7 @@ impl RouterService {
                     };
                     let to = self.workers.pick(&req);
                     if let Some(i) = to {
-                        self.publish(ctx, i, (attempt, prompt, output), true);
+                        self.publish(ctx, i, attempt, Some((prompt, output)));
                     }
                     FrontendEvent::Routed { attempt, to }
                 } else {
@@ -249,15 +234,10 @@ impl RouterService {
                 };
                 ctx.schedule_now(Event::Frontend(fe, answer));
             }
-            RouterEvent::Ended {
-                instance,
-                attempt,
-                prompt,
-                output,
-            } => {
+            RouterEvent::Ended { instance, attempt } => {
                 if self.phase == Phase::Serving {
-                    self.workers.ended(instance, attempt, prompt, output);
-                    self.publish(ctx, instance, (attempt, prompt, output), false);
+                    self.workers.ended(instance, attempt);
+                    self.publish(ctx, instance, attempt, None);
                 }
             }
             RouterEvent::KvEvent { from, stored, hash } => {
@@ -270,27 +250,22 @@ impl RouterService {
                     self.workers.watch(w);
                 }
             }
-            RouterEvent::Peer {
-                instance,
-                id,
-                prompt,
-                output,
-                routed,
-            } => {
+            RouterEvent::Peer { instance, id, sent } => {
                 if self.phase != Phase::Serving {
                     return;
                 }
-                if routed {
-                    let req = RouteRequest {
-                        id,
-                        now: ctx.now(),
-                        prompt,
-                        output,
-                        hashes: &[],
-                    };
-                    self.workers.routed(instance, &req);
-                } else {
-                    self.workers.ended(instance, id, prompt, output);
+                match sent {
+                    Some((prompt, output)) => {
+                        let req = RouteRequest {
+                            id,
+                            now: ctx.now(),
+                            prompt,
+                            output,
+                            hashes: &[],
+                        };
+                        self.workers.routed(instance, &req);
+                    }
+                    None => self.workers.ended(instance, id),
                 }
             }
         }
