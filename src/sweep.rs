@@ -1,6 +1,7 @@
 //! Sweeps: scenario files × deployments × failures × seeds, run on every core, written
 //! atomically and in a fixed order whatever the thread count.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use models::cluster::{self, RunOutput};
@@ -189,6 +190,8 @@ pub fn write_results(out: &Path, rows: &[ResultRow]) -> Result<(), Error> {
 }
 
 /// Per-seed values of the compared columns in `results.csv`, keyed by (deployment, failure).
+/// A reference table names its rows by deployment and failure only, so rows of one key from
+/// two scenario files are an error, not a merge.
 pub fn seeds_from_csv(path: &Path) -> Result<compare::Seeds, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::Input {
         path: path.to_owned(),
@@ -199,33 +202,42 @@ pub fn seeds_from_csv(path: &Path) -> Result<compare::Seeds, Error> {
         message,
     })?;
     let mut out = compare::Seeds::new();
+    let mut owner: BTreeMap<(String, String), String> = BTreeMap::new();
     for row in rows {
-        let mut keys = row.keys.into_iter().skip(1);
+        let mut keys = row.keys.into_iter();
+        let scenario = keys.next().unwrap_or_default();
         let key = (
             keys.next().unwrap_or_default(),
             keys.next().unwrap_or_default(),
         );
+        let first = owner.entry(key.clone()).or_insert_with(|| scenario.clone());
+        if *first != scenario {
+            return Err(Error::Input {
+                path: path.to_owned(),
+                message: format!(
+                    "deployment `{}` failure `{}` comes from two scenarios (`{first}` and \
+                     `{scenario}`); compare one matrix's results, or name the deployments apart",
+                    key.0, key.1
+                ),
+            });
+        }
         let e = out.entry(key).or_default();
         for (k, v) in row.values {
             let values = e.entry(k).or_default();
-            values.extend(v);
+            values.push(v);
         }
     }
     Ok(out)
 }
 
-/// Per-seed values of the compared columns of `rows`, keyed by (deployment, failure).
+/// Per-seed values of the compared columns of `rows` (of one scenario), keyed by
+/// (deployment, failure).
 pub fn seeds_of(rows: &[ResultRow]) -> compare::Seeds {
     let mut out = compare::Seeds::new();
     for ((_, d, f), rs) in groups(rows) {
         let cols = compare::COMPARED
             .iter()
-            .map(|c| {
-                (
-                    c.to_string(),
-                    rs.iter().filter_map(|r| r.value(c)).collect(),
-                )
-            })
+            .map(|c| (c.to_string(), rs.iter().map(|r| r.value(c)).collect()))
             .collect();
         out.insert((d, f), cols);
     }

@@ -36,7 +36,7 @@ const AGG_GAPS: &[(&str, &str, &str)] = &[
          here in the model (0.3–0.4 in the three other deployments) and 0.5 per run over the four \
          published frontend_pod runs; each lost \
          client moves ~100 requests from failed/success after to nowhere. The run lies inside \
-         the model's seeds (failed after 281–517), the mean does not.",
+         the model's seeds (failed after 284–514), the mean does not.",
     ),
 ];
 
@@ -47,7 +47,7 @@ const DISAGG_GAPS: &[(&str, &str, &str)] = &[
         "disagg-tp-1-dp-1",
         "frontend",
         "The restarted-frontend readiness gap of agg-tp-1-dp-1 `frontend`: 583 failures measured \
-         (~100 s without a Ready frontend) against 442 modelled (~77 s; seeds 360–510).",
+         (~100 s without a Ready frontend) against 448 modelled (~77 s; seeds 369–520).",
     ),
     (
         "disagg-tp-1-dp-1",
@@ -60,7 +60,7 @@ const DISAGG_GAPS: &[(&str, &str, &str)] = &[
     (
         "disagg-tp-1-dp-1",
         "prefill_worker",
-        "70 failures measured vs a 52.9 mean; the model's seeds give 26–74 (lease expiry and the \
+        "70 failures measured vs a 53.2 mean; the model's seeds give 26–70 (lease expiry and the \
          decode's 5-s prefill check fall at random phases), so the run lies inside the spread, \
          but 15 more than the pod-delete row (55, modelled 56) is not explained.",
     ),

@@ -62,3 +62,40 @@ fn sweep_writes_results_and_compare_reads_them() {
     assert_eq!(text.lines().count(), 1 + 12 * 8 + 3, "{text}");
     std::fs::remove_dir_all(out).unwrap();
 }
+
+#[test]
+fn compare_refuses_one_row_key_from_two_scenarios() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::temp_dir().join(format!("dynsim-cli-dup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // The suite's aggregated matrix under another scenario name: same deployments, same
+    // failures.
+    let text = std::fs::read_to_string(root.join("scenarios/ft-agg-k8s-a100.ron")).unwrap();
+    let copy = dir.join("copy.ron");
+    std::fs::write(
+        &copy,
+        text.replace("name: \"ft-agg-k8s-a100\"", "name: \"ft-agg-copy\""),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let sweep = Command::new(env!("CARGO_BIN_EXE_dynsim"))
+        .args(["sweep", "--seeds", "1", "--out", out.to_str().unwrap()])
+        .arg(root.join("scenarios/ft-agg-k8s-a100.ron"))
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert!(sweep.status.success());
+    let compare = Command::new(env!("CARGO_BIN_EXE_dynsim"))
+        .arg("compare")
+        .arg(out.join("results.csv"))
+        .arg(root.join("tests/data/ft-results-k8s-a100.csv"))
+        .output()
+        .unwrap();
+    assert_eq!(compare.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&compare.stderr);
+    assert!(
+        err.contains("ft-agg-k8s-a100") && err.contains("ft-agg-copy"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -61,7 +61,8 @@ fn a_replacement_pod_often_passes_at_its_first_tick_a_restarted_container_rarely
     }
     // The tick at the initial delay: Ready within 60.5 s of the start. A pod sync rarely
     // triggers the probe that early (the sync at the start re-arms the resync 60–90 s later):
-    // with the ticker started 2 s before the container, 1 run in 40 gets there.
+    // were the ticker started 2 s before the container (it is 0.3–1 s), 1 run in 40 would
+    // get there.
     let first_tick = |v: &[f64]| v.iter().filter(|&&x| x < 60.5).count();
     assert!(
         first_tick(&replaced) >= 8,

@@ -8,7 +8,9 @@
 //!
 //! Each published row is ONE run, so a cell can miss the mean while the run is one the model
 //! produces: every cell also carries the range of its per-seed values, and a miss whose held-to
-//! value lies inside that range is marked `MISS*` (a single-run spread, not necessarily a bias).
+//! value lies inside that range (or is N/A where some seed's is) is marked `MISS*`: that cell
+//! is within the model's spread over seeds, its mean is not. Cells are judged one by one, not
+//! as one seed's whole row.
 //! The count of rows within tolerance, the calibration rule, is the last line.
 
 use std::collections::BTreeMap;
@@ -26,7 +28,7 @@ pub const COMPARED: &[&str] = &[
 ];
 
 /// Simulated per-seed values by (deployment, failure), then by column (missing values left out).
-pub type Seeds = BTreeMap<(String, String), BTreeMap<String, Vec<f64>>>;
+pub type Seeds = BTreeMap<(String, String), BTreeMap<String, Vec<Option<f64>>>>;
 
 /// A row of a measured table.
 #[derive(Clone, Debug)]
@@ -72,6 +74,8 @@ pub struct Cell {
     pub simulated: Option<f64>,
     /// Smallest and largest per-seed simulated value.
     pub range: Option<(f64, f64)>,
+    /// Whether some seed has no value (N/A) for this cell.
+    pub some_na: bool,
     /// Allowed absolute deviation.
     pub tolerance: f64,
     /// Whether the cell is within tolerance.
@@ -79,12 +83,13 @@ pub struct Cell {
 }
 
 impl Cell {
-    /// Whether the held-to value lies within the per-seed range (both N/A counts as inside).
+    /// Whether the held-to value lies within the per-seed range (an N/A one: whether some
+    /// seed's value is N/A too).
     pub fn in_range(&self) -> bool {
         match (self.target, self.range) {
             (Some(t), Some((lo, hi))) => lo - 1e-9 <= t && t <= hi + 1e-9,
-            (None, None) => true,
-            _ => false,
+            (None, _) => self.some_na,
+            (Some(_), None) => false,
         }
     }
 
@@ -163,7 +168,10 @@ pub fn compare(sim: &Seeds, reference: &[RefRow]) -> Comparison {
                 }
                 _ => measured,
             };
-            let seeds = simrow.and_then(|s| s.get(column)).filter(|v| !v.is_empty());
+            let all = simrow.and_then(|s| s.get(column));
+            let some_na = all.is_some_and(|v| v.iter().any(Option::is_none));
+            let present: Vec<f64> = all.into_iter().flatten().flatten().copied().collect();
+            let seeds = Some(&present).filter(|v| !v.is_empty());
             let simulated = seeds.map(|v| v.iter().sum::<f64>() / v.len() as f64);
             let range = seeds.map(|v| {
                 v.iter()
@@ -188,6 +196,7 @@ pub fn compare(sim: &Seeds, reference: &[RefRow]) -> Comparison {
                 target,
                 simulated,
                 range,
+                some_na,
                 tolerance: tol,
                 ok,
             });
@@ -272,7 +281,7 @@ d,x,120.00,100.00,0.00,50.00,200.00,2.00,1.00,10.00";
                 (
                     ("d".to_string(), f.to_string()),
                     vals.iter()
-                        .map(|(k, v)| (k.to_string(), v.iter().copied().collect()))
+                        .map(|(k, v)| (k.to_string(), vec![*v]))
                         .collect(),
                 )
             })
@@ -319,10 +328,42 @@ d,x,120.00,100.00,0.00,50.00,200.00,2.00,1.00,10.00";
     }
 
     #[test]
+    fn a_cell_measured_n_a_is_in_range_when_some_seed_is_n_a() {
+        let r = parse_reference(REF).unwrap();
+        let none = |recovery: Vec<Option<f64>>| -> Seeds {
+            let cols: BTreeMap<String, Vec<Option<f64>>> = [
+                ("startup_s", vec![Some(110.0)]),
+                ("success_before", vec![Some(1500.0)]),
+                ("failed_before", vec![Some(0.0)]),
+                ("latency_before_s", vec![Some(1.0)]),
+                ("recovery_s", recovery),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+            [(("d".to_string(), "none".to_string()), cols)].into()
+        };
+        let cell = |c: &Comparison| {
+            c.cells
+                .iter()
+                .find(|c| c.failure == "none" && c.column == "recovery_s")
+                .cloned()
+                .unwrap()
+        };
+        // Measured N/A; one seed of two has a value: the mean misses, the spread does not.
+        let some = compare(&none(vec![None, Some(5.0)]), &r);
+        assert!(!cell(&some).ok && cell(&some).in_range());
+        let all = compare(&none(vec![Some(4.0), Some(5.0)]), &r);
+        assert!(!cell(&all).ok && !cell(&all).in_range());
+        let neither = compare(&none(vec![None, None]), &r);
+        assert!(cell(&neither).ok);
+    }
+
+    #[test]
     fn a_miss_inside_the_seed_range_is_told_apart() {
         let r = parse_reference(REF).unwrap();
         let row = |failed_after: &[f64]| -> Seeds {
-            let mut cols: BTreeMap<String, Vec<f64>> = [
+            let mut cols: BTreeMap<String, Vec<Option<f64>>> = [
                 ("startup_s", vec![110.0]),
                 ("success_before", vec![100.0]),
                 ("failed_before", vec![0.0]),
@@ -332,9 +373,12 @@ d,x,120.00,100.00,0.00,50.00,200.00,2.00,1.00,10.00";
                 ("recovery_s", vec![10.0]),
             ]
             .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
+            .map(|(k, v)| (k.to_string(), v.into_iter().map(Some).collect()))
             .collect();
-            cols.insert("failed_after".into(), failed_after.to_vec());
+            cols.insert(
+                "failed_after".into(),
+                failed_after.iter().copied().map(Some).collect(),
+            );
             [(("d".to_string(), "x".to_string()), cols)].into()
         };
         // Measured 200 ± 20: a mean of 160 misses; seeds 100..220 contain the run.

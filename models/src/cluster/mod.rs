@@ -485,7 +485,8 @@ pub fn run(
     let log = sim.model().log.clone();
     // Deliver the KV events still in flight and let the leases of dead workers run out, then
     // compare every KV router's view with the workers' caches. The results above are fixed
-    // before this.
+    // before this, and the test is over: nothing more is injected.
+    sim.model_mut().runner.end();
     let until = sim.now() + profile.process.lease_ttl + SimDuration::from_secs(1);
     sim.run(Limits {
         until,

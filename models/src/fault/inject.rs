@@ -84,6 +84,11 @@ impl Runner {
         }
     }
 
+    /// The test is over (however the run stopped): a fault not yet carried out is not.
+    pub fn end(&mut self) {
+        self.ended = true;
+    }
+
     /// The `index`-th pod of the role in the API's list order (by name): the suite hits
     /// `pods[x % num_pods]` of `get_pods`.
     fn pod_slot(&self, kube: &Kube, role: Role, index: u32) -> Option<u16> {

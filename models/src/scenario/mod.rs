@@ -463,7 +463,7 @@ impl FailureKind {
     pub fn target_in(self, deployment: &DeploymentSpec) -> Option<(Role, FailureAction)> {
         let (role, action) = self.target()?;
         let tp = match role {
-            Role::Prefill => deployment.prefill_tp.unwrap_or(deployment.tp),
+            Role::Prefill => deployment.prefill_tp(),
             _ => deployment.tp,
         };
         let scheduler = matches!(
