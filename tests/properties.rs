@@ -145,7 +145,7 @@ fn scenario(c: &Case) -> Scenario {
 
 /// Runs one case and checks the books; `Err` names the first broken invariant.
 fn check(c: &Case) -> Result<(), TestCaseError> {
-    let s = scenario(&c);
+    let s = scenario(c);
     let out = models::cluster::run(&s, &s.deployments[0], &s.failures[0], c.seed);
     let log = &out.log;
     let m = &out.metrics;
