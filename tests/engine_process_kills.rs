@@ -29,6 +29,17 @@ fn run_tp(backend: &str, tp: u32, kind: FailureKind) -> RunLog {
     models::cluster::run(&s, &s.deployments[0], &s.failures[0], 7).log
 }
 
+/// Seconds from the fault line to the worker leaving discovery.
+fn deregistered_after(log: &RunLog) -> f64 {
+    let fault = log.fault_logged.expect("fault injected");
+    let left = log
+        .departures
+        .iter()
+        .find(|d| d.0 > fault)
+        .expect("deregistered");
+    (left.0 - fault).as_secs_f64()
+}
+
 fn restarted(log: &RunLog) -> bool {
     let fault = log.fault_logged.expect("fault injected");
     log.ready_lines.iter().any(|l| !l.frontend && l.at > fault)
@@ -37,14 +48,8 @@ fn restarted(log: &RunLog) -> bool {
 #[test]
 fn vllm_engine_death_is_noticed_and_the_worker_restarts() {
     let log = run("vllm", FailureKind::VllmDecodeEngineCore);
-    let fault = log.fault_logged.unwrap();
-    let left = log
-        .departures
-        .iter()
-        .find(|d| d.0 > fault)
-        .expect("deregistered");
     assert!(
-        (left.0 - fault).as_secs_f64() < 5.0,
+        deregistered_after(&log) < 5.0,
         "the monitor notices within its 2-s poll"
     );
     assert!(restarted(&log), "Kubernetes restarts the worker");
@@ -88,14 +93,8 @@ fn detokenizer_and_trtllm_engine_core_kills_change_nothing() {
 #[test]
 fn a_dead_sglang_scheduler_rank_takes_a_tensor_parallel_worker_down() {
     let log = run_tp("sglang", 2, FailureKind::SglangDecodeScheduler);
-    let fault = log.fault_logged.unwrap();
     // The process dies at once; its lease runs out (no revoke) and the container restarts.
-    let left = log
-        .departures
-        .iter()
-        .find(|d| d.0 > fault)
-        .expect("deregistered");
-    let gone = (left.0 - fault).as_secs_f64();
+    let gone = deregistered_after(&log);
     assert!(
         gone > 5.0 && gone < 12.0,
         "lease expiry, {gone} s after the fault"
