@@ -128,8 +128,9 @@ fn a_dead_sglang_prefill_scheduler_leaves_the_decode_engines_alive() {
             .filter(|a| a.outcome == Outcome::Timeout)
             .count();
         assert!(hung > 0, "seed {seed}: requests to the dead scheduler hang");
+        // Round-robin over the two prefill workers sends about half to the hung one.
         assert!(
-            ok * 2 >= after.len(),
+            ok * 5 >= after.len() * 2,
             "seed {seed}: {ok} of {} later requests succeed",
             after.len()
         );

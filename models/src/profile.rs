@@ -156,14 +156,16 @@ pub struct DisaggProfile {
     /// three steps and recomputes its last prompt token. A later vLLM measurement puts the
     /// decode-side hand-over at ~200–260 ms p50 (vLLM RFC #50913), the size fitted here.
     pub handoff: SimDuration,
-    /// The first KV transfer between a decode process and a prefill process pays a
-    /// connection set-up (NIXL agent metadata exchange and memory registration) on top of
-    /// the hand-off. Not published: fitted, by least squares, to the latency of the first 30 s
-    /// of the disaggregated rows, pooled over each deployment's fault rows (2.21 s dp-1, 1.77 s
-    /// dp-2, against whole-run baselines of 1.99 s and 1.47 s), and shared by every row. Fitted
-    /// twice: a first fit, 1.6 s, left both below (2.14 s, 1.74 s) and the requests finished
-    /// before the fault ~1.5 % high; the refit is flat from 1.8 s to 1.9 s (1.8 s: 2.16 s and
-    /// 1.78 s; 1.9 s: 2.18 s and 1.80 s) [ns].
+    /// The first KV transfer between a decode process and a prefill process waits for the
+    /// connection set-up (the NIXL handshake: agent metadata exchange over the side channel
+    /// and memory registration). vLLM 0.9.2 and later run it on a background thread, one
+    /// handshake at a time (`_background_nixl_handshake`, `ThreadPoolExecutor(max_workers=1)`):
+    /// the requests from that prefill process wait for it, the hand-off of others goes on. Not
+    /// published: fitted, by least squares, to the latency of the first 30 s of the
+    /// disaggregated rows, pooled over each deployment's fault rows (2.21 s dp-1, 1.77 s dp-2,
+    /// against whole-run baselines of 1.99 s and 1.47 s), and shared by every row: 2.3 s gives
+    /// 2.22 s and 1.76 s. (Taken inside the serial hand-off instead, as an earlier version had
+    /// it, no value matched both: 1.8 s gave 2.16 s and 1.78 s.) [ns].
     pub first_transfer: SimDuration,
     /// Whether a prefill engine's death takes down a decode engine reading KV from it
     /// (`ft-test-suite-k8s-a100.md`: "Prefill worker engine failure causes decode engine
@@ -298,7 +300,7 @@ impl Profile {
                 kv_bandwidth: 64e9,
                 kv_setup: ms(1),
                 handoff: ms(270),
-                first_transfer: ms(1_800),
+                first_transfer: ms(2_300),
                 prefill_death_kills_reader: true,
             },
         }

@@ -272,8 +272,12 @@ pub struct Worker {
     can_prefill: bool,
     /// When the serial hand-off is free again.
     handoff_free: SimTime,
-    /// Prefill processes this process has received KV from (connections set up).
-    connected: Vec<Instance>,
+    /// Prefill processes this process has set a connection up with, and when each set-up
+    /// (the NIXL handshake) is done.
+    connected: Vec<(Instance, SimTime)>,
+    /// When the handshake thread is free again: handshakes run one at a time on a background
+    /// thread (vLLM 0.9.2+ `_background_nixl_handshake`, `ThreadPoolExecutor(max_workers=1)`).
+    handshake_free: SimTime,
     /// KV events drained from the engine, to publish.
     kv_buf: Vec<(bool, u64)>,
     /// First admissions drained from the engine, to log.
@@ -316,6 +320,7 @@ impl Worker {
             can_prefill: false,
             handoff_free: SimTime::ZERO,
             connected: Vec::new(),
+            handshake_free: SimTime::ZERO,
             kv_buf: Vec::new(),
             admitted: Vec::new(),
             times,
@@ -645,16 +650,31 @@ impl Worker {
                     return;
                 }
                 let Some(i) = self.find(attempt) else { return };
-                // The serial hand-off: one remote prefill at a time; the first from a prefill
-                // process also sets the connection up.
-                let start = self.handoff_free.max(ctx.now());
-                let mut took = self.times.handoff;
-                if !self.connected.contains(&from) {
-                    self.connected.push(from);
-                    took += self.times.first_transfer;
-                }
-                self.handoff_free = start + took;
                 self.held[i].stage = Stage::Ingesting(from);
+                // The first KV from a prefill process needs the connection set up first; the
+                // request waits for it without holding the hand-off, and comes back then.
+                let now = ctx.now();
+                let ready = match self.connected.iter().find(|c| c.0 == from) {
+                    Some(&(_, t)) => t,
+                    None => {
+                        let t = self.handshake_free.max(now) + self.times.first_transfer;
+                        self.handshake_free = t;
+                        self.connected.push((from, t));
+                        t
+                    }
+                };
+                if ready > now {
+                    let e = WorkerEvent::PrefillDone {
+                        attempt,
+                        incarnation,
+                        from,
+                    };
+                    ctx.schedule_at(ready, Event::Worker(self.idx, e));
+                    return;
+                }
+                // The serial hand-off: one remote prefill at a time.
+                let start = self.handoff_free.max(now);
+                self.handoff_free = start + self.times.handoff;
                 let e = WorkerEvent::Ingested {
                     attempt,
                     gen: self.gen,
@@ -937,6 +957,7 @@ impl Worker {
             p.clear();
         }
         self.connected.clear();
+        self.handshake_free = SimTime::ZERO;
         self.handoff_free = SimTime::ZERO;
         self.phase = Phase::Down;
         ctx.schedule_now(Event::Kube(KubeEvent::ContainerExited {
