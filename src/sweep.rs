@@ -189,18 +189,21 @@ pub fn write_results(out: &Path, rows: &[ResultRow]) -> Result<(), Error> {
     write(&out.join("summary.json"), &summary_json(rows))
 }
 
+/// Reads `path` and parses it; an unreadable file or a parse error names the file.
+fn read_input<T>(path: &Path, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<T, Error> {
+    let input = |message| Error::Input {
+        path: path.to_owned(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| input(e.to_string()))?;
+    parse(&text).map_err(input)
+}
+
 /// Per-seed values of the compared columns in `results.csv`, keyed by (deployment, failure).
 /// A reference table names its rows by deployment and failure only, so rows of one key from
 /// two scenario files are an error, not a merge.
 pub fn seeds_from_csv(path: &Path) -> Result<compare::Seeds, Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Input {
-        path: path.to_owned(),
-        message: e.to_string(),
-    })?;
-    let rows = results::parse_results_csv(&text).map_err(|message| Error::Input {
-        path: path.to_owned(),
-        message,
-    })?;
+    let rows = read_input(path, results::parse_results_csv)?;
     let mut out = compare::Seeds::new();
     let mut owner: BTreeMap<(String, String), String> = BTreeMap::new();
     for row in rows {
@@ -250,14 +253,7 @@ pub fn compare_files(
     reference: &Path,
 ) -> Result<(compare::Comparison, String), Error> {
     let sim = seeds_from_csv(results_csv)?;
-    let text = std::fs::read_to_string(reference).map_err(|e| Error::Input {
-        path: reference.to_owned(),
-        message: e.to_string(),
-    })?;
-    let refs = compare::parse_reference(&text).map_err(|message| Error::Input {
-        path: reference.to_owned(),
-        message,
-    })?;
+    let refs = read_input(reference, compare::parse_reference)?;
     let c = compare::compare(&sim, &refs);
     let text = compare::render(&c);
     Ok((c, text))
