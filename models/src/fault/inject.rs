@@ -52,8 +52,8 @@ pub struct Runner {
     clients_done: u16,
     requests_done: u32,
     injected: bool,
-    /// The last client has finished: the test is over, and a fault not yet carried out is not
-    /// (the simulation may run on to settle in-flight messages).
+    /// The test is over (`end`): a fault not yet carried out is not (the simulation runs on
+    /// to settle in-flight messages).
     ended: bool,
     rng: SimRng,
 }
@@ -223,7 +223,6 @@ impl Runner {
             RunnerEvent::ClientDone => {
                 self.clients_done += 1;
                 if self.clients_done == self.clients {
-                    self.ended = true;
                     ctx.stop();
                 }
             }
