@@ -706,9 +706,9 @@ impl Scenario {
                 );
             }
         }
+        let at = |f: &'static str| [Key("load"), Key(f)];
         match &self.load {
             Load::Trace(t) => {
-                let at = |f: &'static str| [Key("load"), Key(f)];
                 if t.block_tokens == 0 {
                     return err(&at("block_tokens"), "at least 1 token per trace block");
                 }
@@ -720,7 +720,6 @@ impl Scenario {
                 }
             }
             Load::Harness(h) => {
-                let at = |f: &'static str| [Key("load"), Key(f)];
                 if h.clients == 0 {
                     return err(&at("clients"), "at least 1 client");
                 }
