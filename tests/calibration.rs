@@ -44,9 +44,11 @@ const AGG_GAPS: &[(&str, &str, &str)] = &[
 /// rows; with the two aggregated ones above this list is over that budget: the issue stays open.)
 /// One row met is met for a fragile reason: disagg-tp-1-dp-2 `vllm_prefill_engine_core`
 /// (no decode engine dies, as measured) holds because the kill at 30.8 s after the clients'
-/// spawn finds both decode workers' hand-offs idle in every seed — deterministic service times
-/// keep the ten closed-loop clients in platoons; injected at 30.3–45 s instead, a decode engine
-/// dies in 36–74 % of the seeds. The timing noise that breaks such platoons is not modelled.
+/// spawn finds both decode workers with no KV to read from the dying prefill engine in 39 of
+/// 40 seeds — deterministic service times keep the ten closed-loop clients in platoons;
+/// injected at 33–45 s instead, a decode engine dies in 0–78 % of the seeds (about half
+/// would be expected from the decode workers' read load). The timing noise that breaks such
+/// platoons is not modelled.
 const DISAGG_GAPS: &[(&str, &str, &str)] = &[
     (
         "disagg-tp-1-dp-1",
@@ -70,13 +72,6 @@ const DISAGG_GAPS: &[(&str, &str, &str)] = &[
         "70 failures measured vs a 53.5 mean; the model's seeds give 26–71 (lease expiry and the \
          decode's 5-s prefill check fall at random phases), so the run lies inside the spread, \
          but 15 more than the pod-delete row (55, modelled 56) is not explained.",
-    ),
-    (
-        "disagg-tp-1-dp-2",
-        "vllm_decode_engine_core",
-        "Latency after 1.64 s vs 1.56 s (tolerance 0.078): while one decode worker serves with \
-         both prefill workers the model's serial hand-off gives ~1.88 s per request; the three \
-         measured decode-restart rows (1.56–1.58 s) imply ~1.70 s.",
     ),
 ];
 

@@ -1,8 +1,10 @@
 //! Parameter profiles: one per hardware/deployment kind, shared by every fault row.
 //!
 //! Each default names its source: `model-facts.md` (§ numbers) and the Dynamo / Kubernetes
-//! source files read for it. Nothing here is tuned per table row. Two values are *fitted once*
-//! to the baseline (`none`) rows and used unchanged by every other row; they say so.
+//! source files read for it. Nothing here is tuned per table row. Three values of the
+//! disaggregated path are *fitted once*, each to a regime many rows share (the KV read and
+//! hand-off to the latencies with one or two decode and prefill workers, the connection set-up
+//! to the first 30 s of every disaggregated row), and used unchanged by every row; they say so.
 
 use sim_core::SimDuration;
 
@@ -140,21 +142,33 @@ pub struct HarnessProfile {
 pub struct DisaggProfile {
     /// KV cache per prompt token [bytes] (the served model's; see `Timing`).
     pub kv_bytes_per_token: f64,
-    /// Prefill→decode transfer bandwidth [bytes/s] (`model-facts.md` §2: the mocker's 64 GB/s).
+    /// Rate at which a decode worker reads a prompt's KV from a prefill worker over ONE
+    /// connection [bytes/s]. Reads over one connection (one prefill process to one decode
+    /// process: one NIXL agent pair, one UCX endpoint) go one at a time; reads from different
+    /// prefill processes run side by side. In the suite's pods there is no RDMA: NIXL's UCX
+    /// backend runs over TCP and a 100-token prompt is ~400 block descriptors (vLLM block 16 ×
+    /// 28 layers × K and V), each a round trip, so this is an effective rate, far below the
+    /// wire's (the mocker's 64 GB/s, `model-facts.md` §2, is an RDMA figure). Not published:
+    /// fitted ONCE, with `handoff`, to the disaggregated regimes the A100 tables show — one
+    /// decode fed by one prefill worker 1.99 s (the dp-1 baseline), by two ≈1.75 s (the dp-2
+    /// decode-failure rows while one decode worker is left), two decodes fed by one or two
+    /// ≈1.43–1.47 s. Only a per-connection serial read explains why a second PREFILL worker
+    /// speeds up one decode worker (1.99 → 1.75 s) while a second DECODE worker fed by the
+    /// same single prefill worker is as fast as with two (1.44 vs 1.43 s). 11.5 MB per
+    /// 100-token prompt in 0.27 s.
     pub kv_bandwidth: f64,
-    /// Fixed set-up of one transfer (`model-facts.md` §2: 0.5–2 ms with RDMA) [ns].
+    /// Fixed set-up of one transfer: the prefill's answer carrying the transfer parameters
+    /// back to the decode worker (`model-facts.md` §2: 0.5–2 ms) [ns].
     pub kv_setup: SimDuration,
     /// Serial work on the decode worker to take in one remote prefill (transfer descriptors,
-    /// the KV read, re-admission of the request), one request at a time. Not published:
-    /// fitted ONCE to the disagg-tp-1-dp-1 baseline latency (1.99 s against 1.19 s
-    /// aggregated); the dp-2 baseline (1.47 s) then follows from the halved load per decode
-    /// worker [ns]. Where it comes from, as far as the source tells: vLLM 0.10's NIXL
-    /// connector posts and polls every transfer on the decode engine's own thread
-    /// (`start_load_kv` before, `get_finished` after each forward pass; NIXL's UCX backend
-    /// progresses the worker until idle inside both), ~400 descriptors per 100-token request at
-    /// block size 16, over TCP where the pods have no RDMA; the ready request then waits one to
-    /// three steps and recomputes its last prompt token. A later vLLM measurement puts the
-    /// decode-side hand-over at ~200–260 ms p50 (vLLM RFC #50913), the size fitted here.
+    /// polling the reads, re-admission of the request), one request at a time, done while its
+    /// KV read runs: a request is in when both are over. vLLM 0.10's NIXL connector posts and
+    /// polls every transfer on the decode engine's own thread (`start_load_kv` before,
+    /// `get_finished` after each forward pass; NIXL's UCX backend progresses the worker until
+    /// idle inside both); the ready request then waits one to three steps and recomputes its
+    /// last prompt token. A later vLLM measurement puts the decode-side hand-over at
+    /// ~200–260 ms p50 (vLLM RFC #50913). Fitted once with `kv_bandwidth` (see there): it is
+    /// what bounds one decode worker fed by two prefill workers (≈1.75 s) [ns].
     pub handoff: SimDuration,
     /// The first KV transfer between a decode process and a prefill process waits for the
     /// connection set-up (the NIXL handshake: agent metadata exchange over the side channel
@@ -164,7 +178,7 @@ pub struct DisaggProfile {
     /// published: fitted, by least squares, to the latency of the first 30 s of the
     /// disaggregated rows, pooled over each deployment's fault rows (2.21 s dp-1, 1.77 s dp-2,
     /// against whole-run baselines of 1.99 s and 1.47 s), and shared by every row: 2.3 s gives
-    /// 2.22 s and 1.76 s. (Taken inside the serial hand-off instead, as an earlier version had
+    /// 2.22 s and 1.75 s. (Taken inside the serial hand-off instead, as an earlier version had
     /// it, no value matched both: 1.8 s gave 2.16 s and 1.78 s.) [ns].
     pub first_transfer: SimDuration,
     /// Whether a prefill engine's death takes down a decode engine reading KV from it
@@ -297,9 +311,10 @@ impl Profile {
             },
             disagg: DisaggProfile {
                 kv_bytes_per_token: 114_688.0,
-                kv_bandwidth: 64e9,
+                // 100 tokens × 114,688 B in 269 ms (+1 ms set-up): 270 ms per read.
+                kv_bandwidth: 42.6e6,
                 kv_setup: ms(1),
-                handoff: ms(270),
+                handoff: ms(245),
                 first_transfer: ms(2_300),
                 prefill_death_kills_reader: true,
             },

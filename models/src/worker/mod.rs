@@ -15,12 +15,13 @@
 //!   requests hang until the client's timeout and the instance stays registered.
 //!
 //! Disaggregated serving (`model-facts.md` §2–3): a decode worker sends each request's prefill
-//! to a prefill worker it found through discovery (round-robin), receives the KV (transfer
-//! time = bytes / bandwidth + set-up), takes it in through a serial hand-off, and decodes.
-//! The first KV from a prefill process waits for the connection set-up (the NIXL handshake,
-//! on a background thread, one at a time: vLLM 0.9.2+ `_background_nixl_handshake`) without
-//! holding the hand-off. Whether it sends prefills away at all is a flag its handler refreshes every 5 s from the
-//! registered prefill instances (`_prefill_check_loop` of `DecodeWorkerHandler`, Dynamo
+//! to a prefill worker it found through discovery (round-robin), reads the KV over its
+//! connection to that prefill process (bytes / bandwidth, one read at a time per connection)
+//! while doing its own serial hand-off work (one request at a time per decode worker), and
+//! decodes once both are over. The first KV from a prefill process waits for the connection
+//! set-up (the NIXL handshake, on a background thread, one at a time: vLLM 0.9.2+
+//! `_background_nixl_handshake`) without holding the hand-off. Whether it sends prefills away
+//! at all is a flag its handler refreshes every 5 s from the registered prefill instances (`_prefill_check_loop` of `DecodeWorkerHandler`, Dynamo
 //! `components/backends/vllm/src/dynamo/vllm/handlers.py`, mid-2025): with the flag off it
 //! prefills locally and counts a fallback; with it on and no live prefill instance the request
 //! fails. So a dead prefill worker keeps failing requests until its lease ends AND the next
@@ -237,11 +238,11 @@ pub struct WorkerTimes {
     pub monitor: bool,
     /// Runtime shutdown to exit [ns].
     pub shutdown: SimDuration,
-    /// KV transfer of one prompt token from prefill to decode [ns per token].
+    /// KV read of one prompt token over one prefill→decode connection [ns per token].
     pub kv_per_token_ns: f64,
-    /// Fixed set-up of one KV transfer [ns].
+    /// The prefill's answer (the transfer parameters) reaching the decode worker [ns].
     pub kv_setup: SimDuration,
-    /// Serial hand-off of one remote prefill on the decode worker [ns].
+    /// Serial decode-side work of one remote prefill, overlapping its read [ns].
     pub handoff: SimDuration,
     /// Extra hand-off time of the first transfer from a prefill process [ns].
     pub first_transfer: SimDuration,
@@ -254,6 +255,16 @@ pub struct WorkerTimes {
     /// Whether the engine's KV events go to the frontends (a KV-aware router listens), and
     /// their delivery delay on the event plane.
     pub kv_events: Option<SimDuration>,
+}
+
+/// A decode process's connection to one prefill process (one NIXL agent pair).
+#[derive(Clone, Copy, Debug)]
+struct Connection {
+    to: Instance,
+    /// When its set-up (the NIXL handshake) is done.
+    ready: SimTime,
+    /// When its current KV read is over: reads over one connection go one at a time.
+    free: SimTime,
 }
 
 /// One worker process and its engine.
@@ -275,9 +286,8 @@ pub struct Worker {
     can_prefill: bool,
     /// When the serial hand-off is free again.
     handoff_free: SimTime,
-    /// Prefill processes this process has set a connection up with, and when each set-up
-    /// (the NIXL handshake) is done.
-    connected: Vec<(Instance, SimTime)>,
+    /// Prefill processes this process has set a connection up with.
+    connected: Vec<Connection>,
     /// When the handshake thread is free again: handshakes run one at a time on a background
     /// thread (vLLM 0.9.2+ `_background_nixl_handshake`, `ThreadPoolExecutor(max_workers=1)`).
     handshake_free: SimTime,
@@ -579,17 +589,14 @@ impl Worker {
                                     );
                                 }
                                 Peer::Decode(d) => {
-                                    // The KV goes to the decode worker.
+                                    // The decode worker learns where the KV is, and reads it.
                                     log.kv_transfer(id);
-                                    let ns = self.times.kv_per_token_ns * f64::from(h.prompt);
-                                    let t = self.times.kv_setup
-                                        + SimDuration::from_nanos(ns.round() as u64);
                                     let e = WorkerEvent::PrefillDone {
                                         attempt: id,
                                         incarnation: d.incarnation,
                                         from: me,
                                     };
-                                    ctx.schedule_in(t, Event::Worker(d.slot, e));
+                                    ctx.schedule_in(self.times.kv_setup, Event::Worker(d.slot, e));
                                 }
                             }
                         }
@@ -657,15 +664,20 @@ impl Worker {
                 // The first KV from a prefill process needs the connection set up first; the
                 // request waits for it without holding the hand-off, and comes back then.
                 let now = ctx.now();
-                let ready = match self.connected.iter().find(|c| c.0 == from) {
-                    Some(&(_, t)) => t,
+                let k = match self.connected.iter().position(|c| c.to == from) {
+                    Some(k) => k,
                     None => {
                         let t = self.handshake_free.max(now) + self.times.first_transfer;
                         self.handshake_free = t;
-                        self.connected.push((from, t));
-                        t
+                        self.connected.push(Connection {
+                            to: from,
+                            ready: t,
+                            free: SimTime::ZERO,
+                        });
+                        self.connected.len() - 1
                     }
                 };
+                let ready = self.connected[k].ready;
                 if ready > now {
                     let e = WorkerEvent::PrefillDone {
                         attempt,
@@ -675,14 +687,19 @@ impl Worker {
                     ctx.schedule_at(ready, Event::Worker(self.idx, e));
                     return;
                 }
-                // The serial hand-off: one remote prefill at a time.
-                let start = self.handoff_free.max(now);
+                // The KV read, one at a time over this connection, and, alongside it, the
+                // serial hand-off on this decode worker, one remote prefill at a time.
+                let read = self.times.kv_per_token_ns * f64::from(self.held[i].prompt);
+                let c = &mut self.connected[k];
+                let read_start = c.free.max(now);
+                c.free = read_start + SimDuration::from_nanos(read.round() as u64);
+                let start = self.handoff_free.max(read_start);
                 self.handoff_free = start + self.times.handoff;
                 let e = WorkerEvent::Ingested {
                     attempt,
                     gen: self.gen,
                 };
-                ctx.schedule_at(self.handoff_free, Event::Worker(self.idx, e));
+                ctx.schedule_at(self.handoff_free.max(c.free), Event::Worker(self.idx, e));
             }
             WorkerEvent::Ingested { attempt, gen } => {
                 if gen != self.gen || self.phase != Phase::Serving {
