@@ -98,6 +98,10 @@ pub struct ProcessProfile {
     pub lease_ttl: SimDuration,
     /// etcd lease keep-alive period (TTL/2, §3) [ns].
     pub lease_keepalive: SimDuration,
+    /// etcd's lessor looks for expired leases every 500 ms and revokes them then
+    /// (`server/lease/lessor.go` `runLoop`, etcd 3.4–3.6): a crashed holder's key vanishes at
+    /// the first check after its lease ran out [ns].
+    pub lease_check: SimDuration,
     /// Watch event delivery from etcd to a frontend [ns].
     pub watch_delay: SimDuration,
     /// KV event delivery from an engine to the routers over the event plane (NATS) [ns].
@@ -293,6 +297,7 @@ impl Profile {
                 engine_monitor_period: s(2),
                 lease_ttl: s(10),
                 lease_keepalive: s(5),
+                lease_check: ms(500),
                 watch_delay: ms(20),
                 kv_event_delay: ms(2),
             },

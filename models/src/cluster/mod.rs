@@ -269,6 +269,13 @@ pub fn run(
             .stream("harness/clock")
             .random_range(0..1_000_000_000),
     );
+    // etcd's lessor ticker started with etcd, long before the run: a random phase.
+    let check = profile.process.lease_check.as_nanos();
+    let lessor_phase = SimDuration::from_nanos(if check == 0 {
+        0
+    } else {
+        streams.stream("etcd/lessor").random_range(0..check)
+    });
     let kube = Kube::new(
         profile.kube.clone(),
         &roles,
@@ -444,7 +451,12 @@ pub fn run(
         kube,
         frontends,
         workers,
-        etcd: Etcd::new(profile.process.lease_ttl, profile.process.lease_keepalive),
+        etcd: Etcd::new(
+            profile.process.lease_ttl,
+            profile.process.lease_keepalive,
+            profile.process.lease_check,
+            lessor_phase,
+        ),
         clients,
         open_loop,
         routers,

@@ -147,7 +147,12 @@ mod tests {
 
     #[test]
     fn errors_drop_an_instance_until_the_reconcile_finds_it_registered() {
-        let mut etcd = Etcd::new(SimDuration::from_secs(10), SimDuration::from_secs(5));
+        let mut etcd = Etcd::new(
+            SimDuration::from_secs(10),
+            SimDuration::from_secs(5),
+            SimDuration::ZERO,
+            SimDuration::ZERO,
+        );
         let (a, b) = (
             Instance {
                 slot: 0,

@@ -2,8 +2,8 @@
 //! lease (TTL 10 s, keep-alive every 5 s, `model-facts.md` §3); frontends watch the prefix.
 //!
 //! A crashed holder stops its keep-alives, so its lease runs out TTL after the last keep-alive
-//! that got through: that instant is computed when the holder dies, not polled. A graceful exit
-//! revokes the lease at once.
+//! that got through, and etcd's lessor revokes it at its next periodic check: that instant is
+//! computed when the holder dies, not polled. A graceful exit revokes the lease at once.
 
 use sim_core::{Context, SimDuration, SimTime};
 
@@ -50,15 +50,27 @@ struct Lease {
 pub struct Etcd {
     ttl: SimDuration,
     keepalive: SimDuration,
+    /// Period of the lessor's expiry check [ns].
+    check: SimDuration,
+    /// When, within a period, the lessor checks (its ticker started with etcd) [ns].
+    check_phase: SimDuration,
     leases: Vec<Lease>,
 }
 
 impl Etcd {
-    /// etcd with the given lease TTL and keep-alive period.
-    pub fn new(ttl: SimDuration, keepalive: SimDuration) -> Self {
+    /// etcd with the given lease TTL and keep-alive period, whose lessor looks for expired
+    /// leases every `check`, at `check_phase` into each period.
+    pub fn new(
+        ttl: SimDuration,
+        keepalive: SimDuration,
+        check: SimDuration,
+        check_phase: SimDuration,
+    ) -> Self {
         Etcd {
             ttl,
             keepalive,
+            check,
+            check_phase,
             leases: Vec::new(),
         }
     }
@@ -78,14 +90,20 @@ impl Etcd {
         WatchEvent::Put(instance)
     }
 
-    /// The holder died without revoking: when its lease will expire (TTL after the last
-    /// keep-alive sent at or before `now`).
+    /// The holder died without revoking: when its lease is revoked (the lessor's first check
+    /// at or after TTL past the last keep-alive sent at or before `now`).
     pub fn expiry_after_crash(&self, now: SimTime, instance: Instance) -> Option<SimTime> {
         let l = self.leases.iter().find(|l| l.instance == instance)?;
         let alive = now.saturating_since(l.granted).as_nanos();
         let period = self.keepalive.as_nanos().max(1);
         let last = l.granted + SimDuration::from_nanos(alive / period * period);
-        Some(last + self.ttl)
+        let expiry = (last + self.ttl).as_nanos();
+        let (check, phase) = (self.check.as_nanos(), self.check_phase.as_nanos());
+        if check == 0 || expiry <= phase {
+            return Some(SimTime::from_nanos(expiry.max(phase)));
+        }
+        let k = (expiry - phase).div_ceil(check);
+        Some(SimTime::from_nanos(phase + k * check))
     }
 
     /// The lease is revoked or expired: the key is deleted.
@@ -133,7 +151,12 @@ mod tests {
 
     #[test]
     fn a_crashed_lease_expires_ttl_after_its_last_keepalive() {
-        let mut e = Etcd::new(SimDuration::from_secs(10), SimDuration::from_secs(5));
+        let mut e = Etcd::new(
+            SimDuration::from_secs(10),
+            SimDuration::from_secs(5),
+            SimDuration::ZERO,
+            SimDuration::ZERO,
+        );
         let i = Instance {
             slot: 0,
             incarnation: 1,
@@ -148,5 +171,40 @@ mod tests {
         );
         assert_eq!(e.remove(i), Some(WatchEvent::Delete(i)));
         assert_eq!(e.remove(i), None);
+    }
+
+    #[test]
+    fn the_lessor_revokes_an_expired_lease_at_its_next_check() {
+        let ms = SimDuration::from_millis;
+        let mut e = Etcd::new(
+            SimDuration::from_secs(10),
+            SimDuration::from_secs(5),
+            ms(500),
+            ms(120),
+        );
+        let i = Instance {
+            slot: 0,
+            incarnation: 1,
+            prefill: false,
+        };
+        e.register(SimTime::ZERO + ms(100_050), i);
+        // Last keep-alive at 110.05 s, expired at 120.05 s; checks at …, 120.12 s, 120.62 s.
+        let died = SimTime::ZERO + ms(113_000);
+        assert_eq!(
+            e.expiry_after_crash(died, i),
+            Some(SimTime::ZERO + ms(120_120))
+        );
+        // Expiring exactly on a check: revoked at that check.
+        let mut e = Etcd::new(
+            SimDuration::from_secs(10),
+            SimDuration::from_secs(5),
+            ms(500),
+            ms(0),
+        );
+        e.register(SimTime::ZERO + ms(100_000), i);
+        assert_eq!(
+            e.expiry_after_crash(died, i),
+            Some(SimTime::ZERO + ms(120_000))
+        );
     }
 }
