@@ -54,7 +54,7 @@ const DISAGG_GAPS: &[(&str, &str, &str)] = &[
         "disagg-tp-1-dp-1",
         "frontend",
         "The restarted-frontend readiness gap of agg-tp-1-dp-1 `frontend`: 583 failures measured \
-         (~100 s without a Ready frontend) against 448 modelled (~77 s; seeds 369–520). Its \
+         (~100 s without a Ready frontend) against 448 modelled (~77 s; seeds 370–520). Its \
          100 requests before the fault are also 12 above the model's 88 (the deployment's eight \
          rows measure 81–100).",
     ),
@@ -69,9 +69,9 @@ const DISAGG_GAPS: &[(&str, &str, &str)] = &[
     (
         "disagg-tp-1-dp-1",
         "prefill_worker",
-        "70 failures measured vs a 53.5 mean; the model's seeds give 26–71 (lease expiry and the \
+        "70 failures measured vs a 54.9 mean; the model's seeds give 30–80 (lease expiry, etcd's lessor check and the \
          decode's 5-s prefill check fall at random phases), so the run lies inside the spread, \
-         but 15 more than the pod-delete row (55, modelled 56) is not explained.",
+         but 15 more than the pod-delete row (55, modelled 59) is not explained.",
     ),
 ];
 
