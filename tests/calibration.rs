@@ -69,9 +69,10 @@ const DISAGG_GAPS: &[(&str, &str, &str)] = &[
     (
         "disagg-tp-1-dp-1",
         "prefill_worker",
-        "70 failures measured vs a 54.9 mean; the model's seeds give 30–80 (lease expiry, etcd's lessor check and the \
-         decode's 5-s prefill check fall at random phases), so the run lies inside the spread, \
-         but 15 more than the pod-delete row (55, modelled 59) is not explained.",
+        "70 failures measured vs a 54.9 mean; the model's seeds give 30–80 (lease expiry, etcd's \
+         lessor check and the decode's 5-s prefill check fall at random phases), so the run lies \
+         inside the spread, but 15 more than the pod-delete row (55, modelled 59) is not \
+         explained.",
     ),
 ];
 

@@ -21,14 +21,15 @@
 //! decodes once both are over. The first KV from a prefill process waits for the connection
 //! set-up (the NIXL handshake, on a background thread, one at a time: vLLM 0.9.2+
 //! `_background_nixl_handshake`) without holding the hand-off. Whether it sends prefills away
-//! at all is a flag its handler refreshes every 5 s from the registered prefill instances (`_prefill_check_loop` of `DecodeWorkerHandler`, Dynamo
+//! at all is a flag its handler refreshes every 5 s from the registered prefill instances
+//! (`_prefill_check_loop` of `DecodeWorkerHandler`, Dynamo
 //! `components/backends/vllm/src/dynamo/vllm/handlers.py`, mid-2025): with the flag off it
 //! prefills locally and counts a fallback; with it on and no live prefill instance the request
 //! fails. So a dead prefill worker keeps failing requests until its lease ends AND the next
-//! check — the ~12 s (not ~7.5 s) of failures the disaggregated `prefill_worker` rows show. A prefill
-//! worker's death fails its remote prefills; the decode worker drops that instance until the
-//! reconcile finds it registered again. When a vLLM prefill ENGINE dies, KV reads from it
-//! fail: a decode worker with KV still to read from it (waiting for the hand-off or in it)
+//! check — the ~12 s (not ~7.5 s) of failures the disaggregated `prefill_worker` rows show. A
+//! prefill worker's death fails its remote prefills; the decode worker drops that instance until
+//! the reconcile finds it registered again. When a vLLM prefill ENGINE dies, KV reads from it
+//! fail: a decode worker with KV still to read from it (waiting for the read or in it)
 //! loses its own engine, as vLLM 0.9.2–0.10.2's NIXL connector does not catch the error (the
 //! published observation "prefill worker engine failure causes decode engine failure").
 
@@ -244,7 +245,7 @@ pub struct WorkerTimes {
     pub kv_setup: SimDuration,
     /// Serial decode-side work of one remote prefill, overlapping its read [ns].
     pub handoff: SimDuration,
-    /// Extra hand-off time of the first transfer from a prefill process [ns].
+    /// Connection set-up (the NIXL handshake) before the first read from a prefill process [ns].
     pub first_transfer: SimDuration,
     /// Whether a prefill engine's death takes down a decode engine reading KV from it.
     pub prefill_death_kills_reader: bool,
