@@ -121,16 +121,31 @@ pub struct HarnessProfile {
     /// One kr8s `pod.ready()` refresh (a GET per listed pod, before every request) [ns].
     pub pod_get: SimDuration,
     /// Where within an API call the server reads the state, as a fraction of the call's
-    /// client-side duration. Not measured: 0.5 (the middle) is the neutral choice. It sets
-    /// the window in which a pod deleted between the list and its refresh kills a client.
+    /// client-side duration. It sets the window in which a pod deleted between the list and
+    /// its refresh kills a client. Not measured: 1.0 (the read at the end of each call, so
+    /// the window is the refresh, ~0.1 s) gives ~0.5 lost clients per single-frontend
+    /// `frontend_pod` run, as the four published runs show (two clients lost in 40).
     pub api_read_fraction: f64,
     /// Opening a port-forward: 0.5 s sleep then a checked HEAD request
     /// (`managed_deployment.py` `port_forward`) [ns].
     pub port_forward_open: SimDuration,
-    /// Extra round-trip of a request through the port-forward tunnel and HTTP handling [ns].
+    /// A request's way in through a port-forward. kr8s' `PortForward` opens a new websocket
+    /// to the API server (which connects through the kubelet to the pod's port) for every TCP
+    /// connection it accepts (`kr8s/_portforward.py` `_sync_sockets` → `_connect_websocket`),
+    /// and `requests.post` opens a new connection for every request: each request, answered
+    /// or failed, waits for that tunnel. Not published: fitted ONCE to the failure rate while
+    /// no worker serves — the seven dp-1 rows that lose their only decode worker fail 836–858
+    /// requests over the ~155 s restart (85 per client, one every 1.81 s of list, refresh,
+    /// answer and the 1 s sleep), where an answer in 20 ms gave 88 per client — with the
+    /// engine's per-step overhead refitted so that answered requests keep their latency [ns].
+    pub tunnel: SimDuration,
+    /// A response's way back to the client through the open tunnel [ns].
     pub request_overhead: SimDuration,
-    /// Time for an immediate error answer through a live forward (404/500 from the frontend) [ns].
+    /// An error answer's way back through the open tunnel (404/500 from the frontend) [ns].
     pub error_answer: SimDuration,
+    /// A request to `localhost:0` (no Ready frontend pod, so no forward): refused by the local
+    /// kernel, raised by `requests` [ns].
+    pub refused: SimDuration,
     /// Delay from the "Injecting failure" log line to the fault taking effect: `ps` and `kill`
     /// through `kubectl exec` for process kills, log collection then delete for pods [ns].
     pub exec_kill_delay: SimDuration,
@@ -308,8 +323,10 @@ impl Profile {
                 pod_get: ms(100),
                 api_read_fraction: 1.0,
                 port_forward_open: ms(600),
-                request_overhead: ms(30),
-                error_answer: ms(20),
+                tunnel: ms(85),
+                request_overhead: ms(5),
+                error_answer: ms(5),
+                refused: ms(2),
                 exec_kill_delay: ms(800),
                 delete_delay: ms(1_500),
                 ready_poll: s(1),

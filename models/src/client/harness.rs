@@ -82,8 +82,12 @@ pub struct ClientParams {
     pub api_read_fraction: f64,
     /// Port-forward open (back-off + HEAD) [ns].
     pub forward_open: SimDuration,
-    /// Answer through a dead end (`localhost:0`, refused) [ns].
-    pub instant_fail: SimDuration,
+    /// A request to `localhost:0` (no forward) refused at once [ns].
+    pub refused: SimDuration,
+    /// A request's way in through a port-forward: a new tunnel per connection [ns].
+    pub tunnel: SimDuration,
+    /// An error's way back through the tunnel [ns].
+    pub error_back: SimDuration,
     /// Whether the runner counts finished requests (for `after_requests` triggers).
     pub report_requests: bool,
     /// Characters of content a 200 needs to count as a success (the suite's parser: 100).
@@ -339,7 +343,7 @@ impl Client {
         let Some((slot, uid)) = self.target else {
             // `localhost:0`: refused at once.
             ctx.schedule_in(
-                self.p.instant_fail,
+                self.p.refused,
                 self.ev(ClientEvent::Answer {
                     attempt: id,
                     outcome: Outcome::NoFrontend,
@@ -360,9 +364,10 @@ impl Client {
             return;
         }
         if !listening(fe) {
+            // The tunnel is set up, then the kubelet's connection to the pod's port is refused.
             let o = Outcome::ConnectionError;
             ctx.schedule_in(
-                self.p.instant_fail,
+                self.p.tunnel + self.p.error_back,
                 self.ev(ClientEvent::Answer {
                     attempt: id,
                     outcome: o,
@@ -370,16 +375,19 @@ impl Client {
             );
             return;
         }
-        ctx.schedule_now(Event::Frontend(
-            fe,
-            FrontendEvent::Http {
-                attempt: id,
-                client: self.idx,
-                prompt: self.p.input_tokens,
-                output: self.p.output_tokens,
-                prefix: self.prefix,
-            },
-        ));
+        ctx.schedule_in(
+            self.p.tunnel,
+            Event::Frontend(
+                fe,
+                FrontendEvent::Http {
+                    attempt: id,
+                    client: self.idx,
+                    prompt: self.p.input_tokens,
+                    output: self.p.output_tokens,
+                    prefix: self.prefix,
+                },
+            ),
+        );
     }
 
     fn end_attempt(&mut self, ctx: &mut Context<Event>, outcome: Outcome, log: &mut RunLog) {

@@ -412,7 +412,9 @@ pub fn run(
                 pod_get: profile.harness.pod_get,
                 api_read_fraction: profile.harness.api_read_fraction,
                 forward_open: profile.harness.port_forward_open,
-                instant_fail: profile.harness.error_answer,
+                refused: profile.harness.refused,
+                tunnel: profile.harness.tunnel,
+                error_back: profile.harness.error_answer,
                 report_requests: failure.after_requests.is_some(),
                 min_content_chars: h.min_content_chars,
                 prefix: (h.prefix_tokens > 0).then_some((h.prefix_groups, h.prefix_tokens)),
@@ -424,12 +426,7 @@ pub fn run(
         }
         Load::Trace(t) => {
             let timeout = SimDuration::from_secs_f64(t.timeout_s);
-            let source = OpenLoop::new(
-                t.data.clone(),
-                t.speedup,
-                timeout,
-                profile.harness.error_answer,
-            );
+            let source = OpenLoop::new(t.data.clone(), t.speedup, timeout, profile.harness.refused);
             (Vec::new(), Some(source), 1)
         }
     };

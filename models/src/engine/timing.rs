@@ -157,8 +157,9 @@ pub enum Timing {
 impl Timing {
     /// Qwen3-0.6B (the suite's default model, `agg.yaml`) on one A100: 0.6e9 parameters,
     /// KV = 28 layers × 8 KV heads × 128 × 2 (K, V) × 2 bytes = 114,688 B/token (model card).
-    /// c0 = 10.6 ms of per-step host overhead is fitted ONCE to the baseline row's
-    /// latency (1.19 s for 100/100 tokens, `ft-results-k8s-a100.csv` `none`) and shared by
+    /// c0 = 10.0 ms of per-step host overhead is fitted ONCE to the baseline row's
+    /// latency (1.19 s for 100/100 tokens, `ft-results-k8s-a100.csv` `none`, with the
+    /// harness's port-forward tunnel, `profile::HarnessProfile::tunnel`, in it) and shared by
     /// every row of every deployment. It is that large because the suite's workers run with
     /// `--enforce-eager` (`components/backends/vllm/deploy/*.yaml`): no CUDA graphs, so each
     /// step of this small model is bound by Python scheduling, kernel launches and Dynamo's
@@ -169,7 +170,7 @@ impl Timing {
             1,
             0.6e9,
             114_688.0,
-            SimDuration::from_micros(10_600),
+            SimDuration::from_micros(10_000),
         ))
     }
 
