@@ -43,11 +43,11 @@ const AGG_GAPS: &[(&str, &str, &str)] = &[
 /// rows; with the two aggregated ones above this list is over that budget: the issue stays open.)
 /// One row met is met for a fragile reason: disagg-tp-1-dp-2 `vllm_prefill_engine_core`
 /// (no decode engine dies, as measured) holds because the kill at 30.8 s after the clients'
-/// spawn finds both decode workers with no KV to read from the dying prefill engine in 39 of
-/// 40 seeds — deterministic service times keep the ten closed-loop clients in platoons;
-/// injected at 33–45 s instead, a decode engine dies in 0–78 % of the seeds (about half
-/// would be expected from the decode workers' read load). The timing noise that breaks such
-/// platoons is not modelled.
+/// spawn finds both decode workers with no KV to read from the dying prefill engine in all 40
+/// seeds — deterministic service times keep the ten closed-loop clients in platoons; injected
+/// at 33–45 s instead, a decode engine dies in 0–83 % of the seeds (about half would be
+/// expected from the decode workers' read load). The timing noise that breaks such platoons
+/// is not modelled.
 const DISAGG_GAPS: &[(&str, &str, &str)] = &[
     (
         "disagg-tp-1-dp-1",
