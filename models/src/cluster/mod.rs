@@ -436,7 +436,6 @@ pub fn run(
     };
     let runner = Runner::new(
         profile.harness.clone(),
-        profile.kube.first_pod_create,
         failure,
         deployment,
         n_clients,

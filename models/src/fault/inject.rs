@@ -42,7 +42,6 @@ pub enum RunnerEvent {
 /// The test runner.
 pub struct Runner {
     harness: HarnessProfile,
-    first_pod_create: SimDuration,
     failure: FailureSpec,
     /// What the failure hits and does on this deployment.
     target: Option<(Role, FailureAction)>,
@@ -62,7 +61,6 @@ impl Runner {
     /// A runner for one failure row.
     pub fn new(
         harness: HarnessProfile,
-        first_pod_create: SimDuration,
         failure: &FailureSpec,
         deployment: &DeploymentSpec,
         clients: u16,
@@ -71,7 +69,6 @@ impl Runner {
     ) -> Self {
         Runner {
             harness,
-            first_pod_create,
             failure: failure.clone(),
             target: failure.kind.target_in(deployment),
             clients,
@@ -109,7 +106,7 @@ impl Runner {
             RunnerEvent::Deploy => {
                 log.deploy_started = ctx.now();
                 for slot in 0..kube.pods().len() as u16 {
-                    kube.create_pod(slot, self.first_pod_create, ctx);
+                    kube.deploy_pod(slot, ctx);
                 }
                 ctx.schedule_in(self.harness.ready_poll, Event::Runner(RunnerEvent::Poll));
             }
