@@ -367,6 +367,11 @@ mod tests {
             assert!(k.sandbox_start_min <= k.sandbox_start_max, "{name}");
             assert!(k.sandbox_start_max <= k.pod_create, "{name}");
             assert!(k.sandbox_start_max <= k.first_pod_create, "{name}");
+            // A first pod is registered (probe workers started) before its container runs.
+            assert!(
+                k.first_pod_register + k.sandbox_start_max <= k.first_pod_create,
+                "{name}"
+            );
             assert!(k.restart_backoff <= k.restart_backoff_cap, "{name}");
             assert!(p.process.lease_keepalive < p.process.lease_ttl, "{name}");
             assert!(p.harness.api_read_fraction >= 0.0 && p.harness.api_read_fraction <= 1.0);
