@@ -8,15 +8,21 @@
 use std::path::Path;
 
 use models::profile::Profile;
-use models::scenario::{FailureKind, Scenario};
+use models::scenario::{FailureKind, FailureSpec, Scenario};
+
+/// The aggregated suite and its row of failure `kind`.
+fn agg_suite(kind: FailureKind) -> (Scenario, FailureSpec) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let s = Scenario::load(&root.join("scenarios/ft-agg-k8s-a100.ron")).unwrap();
+    let f = s.failures.iter().find(|f| f.kind == kind).unwrap().clone();
+    (s, f)
+}
 
 /// Ready minus container start [s], one per seed, for the one-frontend deployment.
 fn ready_after_start(kind: FailureKind) -> Vec<f64> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let s = Scenario::load(&root.join("scenarios/ft-agg-k8s-a100.ron")).unwrap();
+    let (s, f) = agg_suite(kind);
     let d = &s.deployments[0];
     assert_eq!(d.frontends, Some(1), "one frontend pod");
-    let f = s.failures.iter().find(|f| f.kind == kind).unwrap();
     let start = Profile::builtin(&s.profile)
         .unwrap()
         .process
@@ -24,7 +30,7 @@ fn ready_after_start(kind: FailureKind) -> Vec<f64> {
         .as_secs_f64();
     (1..=40)
         .map(|seed| {
-            let log = models::cluster::run(&s, d, f, seed).log;
+            let log = models::cluster::run(&s, d, &f, seed).log;
             let fault = log.fault_logged.expect("fault injected");
             // The new frontend process logs "added model" `start` after its container starts
             // (the worker stays registered in these rows).
@@ -89,16 +95,10 @@ fn a_replacement_pod_often_passes_at_its_first_tick_a_restarted_container_rarely
 /// triggered before it. The suite's startup rows: 181–182 s in 20 of 30, the others 161–180 s.
 #[test]
 fn startup_ends_at_a_frontend_tick_unless_a_pod_sync_comes_first() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let s = Scenario::load(&root.join("scenarios/ft-agg-k8s-a100.ron")).unwrap();
-    let f = s
-        .failures
-        .iter()
-        .find(|f| f.kind == FailureKind::None)
-        .unwrap();
+    let (s, f) = agg_suite(FailureKind::None);
     let startups: Vec<f64> = (1..=40)
         .map(|seed| {
-            let out = models::cluster::run(&s, &s.deployments[0], f, seed);
+            let out = models::cluster::run(&s, &s.deployments[0], &f, seed);
             out.metrics.startup_s.expect("the deployment turns ready")
         })
         .collect();

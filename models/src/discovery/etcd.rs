@@ -99,10 +99,10 @@ impl Etcd {
         let last = l.granted + SimDuration::from_nanos(alive / period * period);
         let expiry = (last + self.ttl).as_nanos();
         let (check, phase) = (self.check.as_nanos(), self.check_phase.as_nanos());
-        if check == 0 || expiry <= phase {
-            return Some(SimTime::from_nanos(expiry.max(phase)));
+        if check == 0 {
+            return Some(SimTime::from_nanos(expiry));
         }
-        let k = (expiry - phase).div_ceil(check);
+        let k = expiry.saturating_sub(phase).div_ceil(check);
         Some(SimTime::from_nanos(phase + k * check))
     }
 
