@@ -1,14 +1,14 @@
 //! The DEP's failure scenarios as shipped scenario files, with the resiliency behaviour each
 //! describes visible in the results.
 
-use std::path::Path;
+#[path = "common/shipped.rs"]
+mod shipped;
 
-use models::scenario::{FailureKind, Scenario};
+use models::scenario::FailureKind;
 use reports::ResultRow;
 
 fn rows(file: &str) -> Vec<ResultRow> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let s = Scenario::load(&root.join("scenarios").join(file)).unwrap();
+    let s = shipped::scenario(file);
     let runs = dynsim::sweep::plan(std::slice::from_ref(&s), None);
     dynsim::sweep::run_all(std::slice::from_ref(&s), &runs, |_, _| Ok(())).unwrap()
 }
@@ -89,15 +89,9 @@ fn scenario_4_processor_failure_restarts_requests_through_another_processor() {
         );
     }
     // Without migration the requests the processor carried fail.
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut s = Scenario::load(&root.join("scenarios/dep-4-processor-failure.ron")).unwrap();
+    let mut s = shipped::scenario("dep-4-processor-failure.ron");
     s.policies.migration_limit = 0;
-    let f = s
-        .failures
-        .iter()
-        .find(|f| f.kind == FailureKind::Processor)
-        .unwrap()
-        .clone();
+    let f = shipped::failure(&s, FailureKind::Processor);
     let failed: u64 = (0..3)
         .map(|seed| {
             models::cluster::run(&s, &s.deployments[0], &f, seed)

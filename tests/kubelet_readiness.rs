@@ -5,16 +5,16 @@
 //! its pod's ticker, whose ticks fall anywhere in the period. Pod syncs (60–90 s apart) trigger
 //! a probe too.
 
-use std::path::Path;
+#[path = "common/shipped.rs"]
+mod shipped;
 
 use models::profile::Profile;
 use models::scenario::{FailureKind, FailureSpec, Scenario};
 
 /// The aggregated suite and its row of failure `kind`.
 fn agg_suite(kind: FailureKind) -> (Scenario, FailureSpec) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let s = Scenario::load(&root.join("scenarios/ft-agg-k8s-a100.ron")).unwrap();
-    let f = s.failures.iter().find(|f| f.kind == kind).unwrap().clone();
+    let s = shipped::scenario("ft-agg-k8s-a100.ron");
+    let f = shipped::failure(&s, kind);
     (s, f)
 }
 

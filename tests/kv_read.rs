@@ -5,27 +5,23 @@
 //! prefill worker speeds it up (≈1.75 s while one decode worker is left in the dp-2 rows), and
 //! two decode workers are as fast fed by one prefill worker as by two (1.44 vs 1.43 s).
 
-use std::path::Path;
+#[path = "common/shipped.rs"]
+mod shipped;
 
 use models::metrics::Outcome;
-use models::scenario::{FailureKind, Scenario};
+use models::scenario::FailureKind;
 
 /// Mean latency [s] of the successful requests of a whole `none` run with `decode` decode and
 /// `prefill` prefill workers, over three seeds.
 fn latency(decode: u32, prefill: u32) -> f64 {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let s = Scenario::load(&root.join("scenarios/ft-disagg-k8s-a100.ron")).unwrap();
+    let s = shipped::scenario("ft-disagg-k8s-a100.ron");
     let mut d = s.deployments[0].clone();
     d.dp = decode;
     d.prefill_dp = Some(prefill);
-    let f = s
-        .failures
-        .iter()
-        .find(|f| f.kind == FailureKind::None)
-        .unwrap();
+    let f = shipped::failure(&s, FailureKind::None);
     let (mut sum, mut n) = (0.0, 0u32);
     for seed in 1..=3 {
-        let log = models::cluster::run(&s, &d, f, seed).log;
+        let log = models::cluster::run(&s, &d, &f, seed).log;
         for a in log
             .attempts
             .iter()

@@ -1,14 +1,12 @@
 //! `scenarios/kv-routing.ron`: on a prefix-heavy workload the KV-aware router finds more
 //! cached prefixes than round-robin and so gets first tokens out sooner.
 
-use std::path::Path;
-
-use models::scenario::Scenario;
+#[path = "common/shipped.rs"]
+mod shipped;
 
 #[test]
 fn kv_routing_beats_round_robin_on_prefix_hits_and_ttft() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let s = Scenario::load(&root.join("scenarios/kv-routing.ron")).unwrap();
+    let s = shipped::scenario("kv-routing.ron");
     let runs = dynsim::sweep::plan(std::slice::from_ref(&s), None);
     let rows = dynsim::sweep::run_all(std::slice::from_ref(&s), &runs, |_, _| Ok(())).unwrap();
     let mean = |router: &str, col: &str| {
@@ -48,8 +46,7 @@ fn kv_routing_beats_round_robin_on_prefix_hits_and_ttft() {
 /// TTL would need, the prediction still finds more cached prefixes than round-robin.
 #[test]
 fn the_approximate_kv_router_still_beats_round_robin_on_prefix_hits() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut s = Scenario::load(&root.join("scenarios/kv-routing.ron")).unwrap();
+    let mut s = shipped::scenario("kv-routing.ron");
     s.policies.kv_events = false;
     let runs = dynsim::sweep::plan(std::slice::from_ref(&s), None);
     let rows = dynsim::sweep::run_all(std::slice::from_ref(&s), &runs, |_, _| Ok(())).unwrap();

@@ -2,31 +2,27 @@
 //! `_prefill_check_loop`): after a lone prefill worker is killed, requests keep failing past
 //! the moment its lease ends — until the next check turns remote prefill off — and not longer.
 
-use std::path::Path;
+#[path = "common/shipped.rs"]
+mod shipped;
 
 use models::metrics::Outcome;
-use models::scenario::{FailureKind, Scenario};
+use models::scenario::FailureKind;
 use sim_core::SimDuration;
 
 #[test]
 fn failures_outlive_the_prefill_lease_by_at_most_one_check_period() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let s = Scenario::load(&root.join("scenarios/ft-disagg-k8s-a100.ron")).unwrap();
+    let s = shipped::scenario("ft-disagg-k8s-a100.ron");
     let d = &s.deployments[0];
     assert_eq!(
         (d.dp, d.prefill_count()),
         (1, 1),
         "one decode, one prefill worker"
     );
-    let f = s
-        .failures
-        .iter()
-        .find(|f| f.kind == FailureKind::PrefillWorker)
-        .unwrap();
+    let f = shipped::failure(&s, FailureKind::PrefillWorker);
     let (period, slack) = (SimDuration::from_secs(5), SimDuration::from_millis(100));
     let mut lags = Vec::new();
     for seed in 1..=10 {
-        let log = models::cluster::run(&s, d, f, seed).log;
+        let log = models::cluster::run(&s, d, &f, seed).log;
         let fault = log.fault_logged.expect("fault injected");
         // The only worker leaving discovery after the fault is the killed prefill worker.
         let gone = log

@@ -3,10 +3,11 @@
 //! the router restarts it rebuilds its view of the workers' caches and the prefix hit rate
 //! comes back.
 
-use std::path::Path;
+#[path = "common/shipped.rs"]
+mod shipped;
 
 use models::metrics::{AttemptRecord, Outcome};
-use models::scenario::{FailureKind, Scenario};
+use models::scenario::FailureKind;
 use sim_core::{SimDuration, SimTime};
 
 /// Prefix hit rate of the attempts sent in `[from, to)`.
@@ -24,18 +25,13 @@ fn hit_rate(attempts: &[AttemptRecord], from: SimTime, to: SimTime) -> f64 {
 
 #[test]
 fn fallback_routing_keeps_serving_and_the_rebuilt_router_recovers_the_hit_rate() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let s = Scenario::load(&root.join("scenarios/dep-3-router-failure.ron")).unwrap();
+    let s = shipped::scenario("dep-3-router-failure.ron");
     let d = &s.deployments[0];
-    let none = s
-        .failures
-        .iter()
-        .find(|f| f.kind == FailureKind::None)
-        .unwrap();
+    let none = shipped::failure(&s, FailureKind::None);
     for f in s.failures.iter().filter(|f| f.kind != FailureKind::None) {
         for seed in s.seed..s.seed + u64::from(s.seeds) {
             let out = models::cluster::run(&s, d, f, seed);
-            let base = models::cluster::run(&s, d, none, seed);
+            let base = models::cluster::run(&s, d, &none, seed);
             let log = &out.log;
             let fault = log.fault_logged.expect("the fault was injected");
             // While the router was down: routed by the fallback, and all succeeded.

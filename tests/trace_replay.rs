@@ -1,25 +1,23 @@
 //! The shipped Mooncake-style trace replays open-loop: every request is sent at its
 //! timestamp and answered; shared prompt blocks give prefix-cache hits.
 
-use std::path::Path;
+#[path = "common/shipped.rs"]
+mod shipped;
 
 use models::metrics::Outcome;
-use models::scenario::{FailureKind, Scenario};
+use models::scenario::FailureKind;
 
 #[test]
 fn the_example_trace_replays_every_request() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let s = Scenario::load(&root.join("scenarios/trace-replay.ron")).unwrap();
-    let none = s
-        .failures
-        .iter()
-        .find(|f| f.kind == FailureKind::None)
-        .unwrap();
-    let out = models::cluster::run(&s, &s.deployments[0], none, s.seed);
-    let lines = std::fs::read_to_string(root.join("traces/mooncake-example.jsonl"))
-        .unwrap()
-        .lines()
-        .count();
+    let s = shipped::scenario("trace-replay.ron");
+    let none = shipped::failure(&s, FailureKind::None);
+    let out = models::cluster::run(&s, &s.deployments[0], &none, s.seed);
+    let trace = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/traces/mooncake-example.jsonl"
+    ))
+    .unwrap();
+    let lines = trace.lines().count();
     assert_eq!(out.log.attempts.len(), lines, "one request per trace line");
     assert!(out
         .log
@@ -33,8 +31,7 @@ fn the_example_trace_replays_every_request() {
         .iter()
         .map(|a| a.start.as_secs_f64())
         .collect();
-    let gaps = std::fs::read_to_string(root.join("traces/mooncake-example.jsonl")).unwrap();
-    let ts: Vec<f64> = gaps
+    let ts: Vec<f64> = trace
         .lines()
         .map(|l| {
             serde_json::from_str::<serde_json::Value>(l).unwrap()["timestamp"]
