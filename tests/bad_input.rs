@@ -148,3 +148,15 @@ fn every_shipped_scenario_checks() {
         assert!(out.starts_with("ok: "), "{out}");
     }
 }
+
+#[test]
+fn two_deployments_of_one_name_are_rejected() {
+    assert_rejected(
+        "same_name.ron",
+        &[
+            "same_name.ron:7:",
+            "`deployments[1].name`",
+            "deployments[0] is also `agg-tp-1-dp-1`",
+        ],
+    );
+}

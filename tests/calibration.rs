@@ -26,7 +26,12 @@ const AGG_GAPS: &[(&str, &str, &str)] = &[
          mean ~93 s) would fit both restart rows. A restart in CrashLoopBackOff would too, but \
          the measured recovery (the new process up in 3.4 s) rules out a delayed restart. Its \
          recovery (3.36 s) is also ~1 s below the three \
-         other published frontend rows (4.28–4.37 s), which the model's 4.2 s matches.",
+         other published frontend rows (4.28–4.37 s), which the model's 4.2 s matches. Also \
+         ruled out (sources read): kr8s' sync `PortForward.stop()`, which the client calls only \
+         in the restart case, only closes the listening socket; `port_forward` runs the same \
+         0.5 s + checked HEAD in both cases; the frontend is the pod's PID 1, so the suite sends \
+         it SIGINT (`PodProcess.kill`) and it exits at once; its `/health` is 503 only until a \
+         model is listed.",
     ),
     (
         "agg-tp-1-dp-1",
@@ -63,7 +68,11 @@ const DISAGG_GAPS: &[(&str, &str, &str)] = &[
         "Recovery 174 s measured, 18 s above every other worker row of the tables (152–157 s), \
          and latency after 1.83 s where the deployment's two other decode restarts give 1.98 s \
          and 2.12 s: one run's spread that a mean over seeds of one process-start distribution \
-         (152 ± 1.5 s) does not have.",
+         (152 ± 1.5 s) does not have. Both fit a prefill restart ~20 s after the decode pod \
+         went, which no source read explains: the prefill only connects out for response \
+         streams (no write timeout or keep-alive; a panic there is caught by tokio), creates no \
+         NIXL/UCX endpoint (UCX's 20 s keep-alive only drops internal endpoints) and exits only \
+         on its own etcd lease or a signal.",
     ),
     (
         "disagg-tp-1-dp-1",

@@ -83,6 +83,15 @@ pub struct Roofline {
     pub bandwidth: f64,
     /// Peak dense BF16 throughput across the TP group × MFU [FLOP/s].
     pub flops: f64,
+    /// The GPU kind (its NVLink sets the all-reduce's per-byte cost).
+    pub gpu: Gpu,
+    /// GPUs in the tensor-parallel group.
+    pub tp: u32,
+    /// Transformer layers; each does two all-reduces per step when `tp > 1` (0: the shape is
+    /// unknown and no all-reduce is counted).
+    pub layers: u32,
+    /// One token's activations in an all-reduce: hidden size × 2 bytes (BF16) [bytes].
+    pub hidden_bytes: f64,
 }
 
 impl Roofline {
@@ -110,15 +119,61 @@ impl Roofline {
         c0: SimDuration,
     ) -> Self {
         let (bw, fl) = Self::gpu(kind);
-        let tp = f64::from(tp.max(1));
+        let k = f64::from(tp.max(1));
         Roofline {
             c0_ns: c0.as_nanos(),
             weight_bytes: 2.0 * params,
             kv_bytes_per_token,
             params,
-            bandwidth: bw * tp,
-            flops: fl * tp,
+            bandwidth: bw * k,
+            flops: fl * k,
+            gpu: kind,
+            tp: tp.max(1),
+            layers: 0,
+            hidden_bytes: 0.0,
         }
+    }
+
+    /// The same model with its shape known: `layers` transformer layers of `hidden` width,
+    /// so that a tensor-parallel group pays its all-reduces.
+    pub fn with_shape(self, layers: u32, hidden: u32) -> Self {
+        Roofline {
+            layers,
+            hidden_bytes: 2.0 * f64::from(hidden),
+            ..self
+        }
+    }
+
+    /// The tensor-parallel all-reduces of one step computing `tokens` tokens [ns]: two per
+    /// layer (after attention's output projection and after the MLP's down projection, both
+    /// row-parallel) and one after the vocabulary-parallel embedding, each of `tokens` ×
+    /// hidden × 2 bytes. The logits gather for sampling is left out (no measured latency).
+    ///
+    /// One all-reduce costs α + β·bytes: vLLM's custom all-reduce without CUDA graphs (the
+    /// suite's workers run `--enforce-eager`), as SGLang PR #2904 measured it on H100 —
+    /// 8.8 / 8.5 / 9.3 µs at 4 KiB and 26.6 / 40.2 / 45.0 µs at 1 MiB for TP 2 / 4 / 8,
+    /// i.e. α = 8.73 / 8.38 / 9.16 µs and β = 0.0170 / 0.0303 / 0.0342 ns per byte. α is
+    /// launch and synchronisation, kept for every GPU; β is scaled by NVLink bandwidth (A100
+    /// NVLink 3 600 GB/s against H100's 900 GB/s: ×1.5; L40S has no NVLink, PCIe 4.0 x16
+    /// 64 GB/s: ×14). For Qwen3-0.6B at TP 2 a 10-sequence decode step pays 57 × 9.3 µs ≈
+    /// 0.53 ms, more than the 0.37 ms its halved weight reads save: a TP group makes this
+    /// host-bound model slightly slower, not faster.
+    fn allreduce_ns(&self, tokens: u64) -> f64 {
+        if self.tp <= 1 || self.layers == 0 {
+            return 0.0;
+        }
+        let (alpha, beta) = match self.tp {
+            2 => (8_730.0, 0.0170),
+            3 | 4 => (8_380.0, 0.0303),
+            _ => (9_160.0, 0.0342),
+        };
+        let nvlink = match self.gpu {
+            Gpu::H100 => 1.0,
+            Gpu::A100 => 1.5,
+            Gpu::L40s => 14.0,
+        };
+        let bytes = tokens as f64 * self.hidden_bytes;
+        f64::from(2 * self.layers + 1) * (alpha + beta * nvlink * bytes)
     }
 }
 
@@ -129,7 +184,8 @@ impl StepTime for Roofline {
         }
         let bytes = self.weight_bytes + self.kv_bytes_per_token * w.decode_kv_tokens as f64;
         let flops = 2.0 * self.params * (w.prefill_tokens + w.decode_seqs) as f64;
-        let secs = (bytes / self.bandwidth).max(flops / self.flops);
+        let secs = (bytes / self.bandwidth).max(flops / self.flops)
+            + self.allreduce_ns(w.prefill_tokens + w.decode_seqs) * 1e-9;
         SimDuration::from_nanos(self.c0_ns) + SimDuration::from_secs_f64(secs)
     }
 }
@@ -164,25 +220,33 @@ impl Timing {
     /// `--enforce-eager` (`components/backends/vllm/deploy/*.yaml`): no CUDA graphs, so each
     /// step of this small model is bound by Python scheduling, kernel launches and Dynamo's
     /// per-token response stream, not by the GPU.
+    ///
+    /// Shape (model card): 28 layers, hidden size 1,024.
     pub fn a100_qwen3_0_6b() -> Timing {
-        Timing::Roofline(Roofline::dense_bf16(
-            Gpu::A100,
-            1,
-            0.6e9,
-            114_688.0,
-            SimDuration::from_micros(10_000),
-        ))
+        Timing::Roofline(
+            Roofline::dense_bf16(
+                Gpu::A100,
+                1,
+                0.6e9,
+                114_688.0,
+                SimDuration::from_micros(10_000),
+            )
+            .with_shape(28, 1024),
+        )
     }
 
-    /// The same model with `tp` GPUs per worker (bandwidth and compute scale with the TP
-    /// group; the per-step overhead does not).
+    /// The same model with `tp` GPUs per worker: bandwidth and compute scale with the TP
+    /// group, the per-step host overhead does not, and every step pays the group's
+    /// all-reduces (`Roofline::allreduce_ns`).
     pub fn with_tp(self, tp: u32) -> Timing {
         match self {
             Timing::Roofline(r) => {
-                let k = f64::from(tp.max(1));
+                let tp = tp.max(1);
+                let k = f64::from(tp) / f64::from(r.tp.max(1));
                 Timing::Roofline(Roofline {
                     bandwidth: r.bandwidth * k,
                     flops: r.flops * k,
+                    tp,
                     ..r
                 })
             }
@@ -228,6 +292,44 @@ mod tests {
         };
         assert_eq!(p.step_time(w, 10).as_nanos(), 34_010_000);
         assert_eq!(p.step_time(StepWork::default(), 10), SimDuration::ZERO);
+    }
+
+    #[test]
+    fn a_tensor_parallel_group_pays_its_all_reduces() {
+        let decode = StepWork {
+            prefill_tokens: 0,
+            decode_seqs: 10,
+            decode_kv_tokens: 1_500,
+        };
+        let step = |tp: u32| {
+            Timing::a100_qwen3_0_6b()
+                .with_tp(tp)
+                .step_time(decode, 1 << 20)
+                .as_secs_f64()
+                * 1e3
+        };
+        let (one, two, four) = (step(1), step(2), step(4));
+        // Qwen3-0.6B is host-bound: TP 2 halves 0.74 ms of weight reads but pays 57
+        // all-reduces of ~9.3 µs, so its step is longer than TP 1's; TP 4 about breaks even.
+        assert!(
+            two > one && two - one < 0.3,
+            "TP1 {one:.3} ms, TP2 {two:.3} ms"
+        );
+        assert!(
+            (four - one).abs() < 0.15,
+            "TP1 {one:.3} ms, TP4 {four:.3} ms"
+        );
+        // Without the all-reduces TP 2 would be faster than TP 1.
+        let Timing::Roofline(r) = Timing::a100_qwen3_0_6b().with_tp(2) else {
+            unreachable!()
+        };
+        let bare = Roofline { layers: 0, ..r }.step_time(decode, 1 << 20);
+        assert!(bare.as_secs_f64() * 1e3 < one);
+        // A shape-free roofline (the 8B floors below) counts none, and TP 1 never does.
+        let Timing::Roofline(r1) = Timing::a100_qwen3_0_6b() else {
+            unreachable!()
+        };
+        assert_eq!(r1.allreduce_ns(10), 0.0);
     }
 
     #[test]

@@ -706,6 +706,22 @@ impl Scenario {
                 );
             }
         }
+        // Rows are keyed by deployment name in the tables, results.csv and `compare`.
+        for (i, d) in self.deployments.iter().enumerate() {
+            let name = d.display_name();
+            if let Some(j) = self.deployments[..i]
+                .iter()
+                .position(|e| e.display_name() == name)
+            {
+                return err(
+                    &[Key("deployments"), Index(i), Key("name")],
+                    &format!(
+                        "a name of its own: deployments[{j}] is also `{name}` and their rows \
+                         would mix (set `name: \"...\"` on one)"
+                    ),
+                );
+            }
+        }
         let at = |f: &'static str| [Key("load"), Key(f)];
         match &self.load {
             Load::Trace(t) => {
