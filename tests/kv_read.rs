@@ -9,19 +9,28 @@
 mod shipped;
 
 use models::metrics::Outcome;
+use models::profile::Profile;
 use models::scenario::FailureKind;
 
 /// Mean latency [s] of the successful requests of a whole `none` run with `decode` decode and
 /// `prefill` prefill workers, over three seeds.
 fn latency(decode: u32, prefill: u32) -> f64 {
+    let a100 = Profile::builtin("a100-k8s").unwrap();
+    latency_on(&a100, decode, prefill, None)
+}
+
+/// The same on `profile`, the workers filling nodes of `gpus_per_node` GPUs (each on its own
+/// node if `None`).
+fn latency_on(profile: &Profile, decode: u32, prefill: u32, gpus_per_node: Option<u32>) -> f64 {
     let s = shipped::scenario("ft-disagg-k8s-a100.ron");
     let mut d = s.deployments[0].clone();
     d.dp = decode;
     d.prefill_dp = Some(prefill);
+    d.gpus_per_node = gpus_per_node;
     let f = shipped::failure(&s, FailureKind::None);
     let (mut sum, mut n) = (0.0, 0u32);
     for seed in 1..=3 {
-        let log = models::cluster::run(&s, &d, &f, seed).log;
+        let log = models::cluster::run_with(profile, &s, &d, &f, seed).log;
         for a in log
             .attempts
             .iter()
@@ -46,4 +55,28 @@ fn a_second_prefill_worker_relieves_one_decode_worker_but_not_two() {
     assert!(d1p2 > d2p2 + 0.15, "{all}");
     // Two decode workers do not queue on one prefill worker's connections (one each).
     assert!((d2p1 - d2p2).abs() < 0.05, "{all}");
+}
+
+/// Transfers sharing a link share its bandwidth (`fabric.rs`). With the A100 profile no NIC
+/// binds; with NICs no faster than one connection, one decode worker's two prefill
+/// connections share its down-link, and the second prefill worker stops helping. On one node
+/// the reads cross no NIC and the thin NICs change nothing.
+#[test]
+fn reads_into_one_decode_worker_share_its_nic() {
+    let a100 = Profile::builtin("a100-k8s").unwrap();
+    let mut thin = a100.clone();
+    thin.disagg.nic_bandwidth = thin.disagg.kv_bandwidth;
+    let wide = latency_on(&a100, 1, 2, None);
+    let shared = latency_on(&thin, 1, 2, None);
+    let one_node = latency_on(&thin, 1, 2, Some(8));
+    let one_prefill = latency_on(&a100, 1, 1, None);
+    let all = format!(
+        "1D+2P: 25 GB/s NICs {wide:.3}, thin {shared:.3}, thin on one node {one_node:.3}; 1D+1P {one_prefill:.3}"
+    );
+    assert!(shared > wide + 0.1, "{all}");
+    assert!(
+        shared > one_prefill - 0.1,
+        "sharing takes back most of the second prefill's gain: {all}"
+    );
+    assert_eq!(one_node, wide, "{all}");
 }

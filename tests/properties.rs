@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use models::metrics::Outcome;
+use models::profile::Profile;
 use models::scenario::Scenario;
 use proptest::prelude::*;
 
@@ -47,6 +48,9 @@ struct Case {
     migration: u32,
     monitor: bool,
     seed: u64,
+    /// KV fabric: 0 the A100 NICs, each worker on its own node; 1 NICs at half a
+    /// connection's rate (they bind); 2 those thin NICs with every worker on one node.
+    nic: u8,
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -66,13 +70,14 @@ fn case() -> impl Strategy<Value = Case> {
             any::<bool>(),
             any::<u64>(),
             1u32..=2,
+            0u8..=2,
         ),
     )
         .prop_map(
             |(
                 (clients, requests, attempts, input, output),
                 (dp, frontends, k, disagg, kv, prefix_groups),
-                (at, migration, monitor, seed, tp),
+                (at, migration, monitor, seed, tp, nic),
             )| Case {
                 clients,
                 requests,
@@ -91,6 +96,7 @@ fn case() -> impl Strategy<Value = Case> {
                 migration,
                 monitor,
                 seed,
+                nic,
             },
         )
 }
@@ -104,7 +110,7 @@ fn scenario(c: &Case) -> Scenario {
         r#"Scenario(
             name: "prop",
             profile: "a100-k8s",
-            deployments: [Deployment(backend: {backend}, mode: {mode}, tp: {tp}, dp: {dp}, frontends: {fe}, router: {router}, routers: {routers})],
+            deployments: [Deployment(backend: {backend}, mode: {mode}, tp: {tp}, dp: {dp}, frontends: {fe}, router: {router}, routers: {routers}{node})],
             load: Harness(clients: {cl}, requests_per_client: {rq}, input_tokens: {i}, output_tokens: {o}, attempts: {a}, prefix_groups: {pg}, prefix_tokens: {pt}),
             policies: (migration_limit: {m}, engine_monitor: {mon}, router_replica_sync: {sync}),
             failures: [Failure(kind: {k}, {at})],
@@ -125,6 +131,7 @@ fn scenario(c: &Case) -> Scenario {
         ][usize::from(c.kv)],
         routers = [0, 0, 1, 0, 0, 2, 2][usize::from(c.kv)],
         sync = c.kv == 6,
+        node = if c.nic == 2 { ", gpus_per_node: 8" } else { "" },
         pg = c.prefix_groups,
         pt = if c.prefix_groups > 0 {
             c.input.min(256)
@@ -143,10 +150,20 @@ fn scenario(c: &Case) -> Scenario {
     Scenario::parse(&text, Path::new("prop.ron")).expect("generated scenario is valid")
 }
 
+/// The A100 profile, with NICs at half a connection's rate unless `c.nic` is 0.
+fn profile(c: &Case) -> Profile {
+    let mut p = Profile::builtin("a100-k8s").unwrap();
+    if c.nic > 0 {
+        p.disagg.nic_bandwidth = p.disagg.kv_bandwidth / 2.0;
+    }
+    p
+}
+
 /// Runs one case and checks the books; `Err` names the first broken invariant.
 fn check(c: &Case) -> Result<(), TestCaseError> {
     let s = scenario(c);
-    let out = models::cluster::run(&s, &s.deployments[0], &s.failures[0], c.seed);
+    let p = profile(c);
+    let out = models::cluster::run_with(&p, &s, &s.deployments[0], &s.failures[0], c.seed);
     let log = &out.log;
     let m = &out.metrics;
     prop_assert!(out.time_monotonic, "simulated time went backwards");
@@ -220,7 +237,7 @@ fn check(c: &Case) -> Result<(), TestCaseError> {
         prop_assert!(log.attempts.iter().all(|a| a.remote_prefills == 0) && log.fallbacks == 0);
     }
     // Re-running gives identical results.
-    let again = models::cluster::run(&s, &s.deployments[0], &s.failures[0], c.seed);
+    let again = models::cluster::run_with(&p, &s, &s.deployments[0], &s.failures[0], c.seed);
     prop_assert_eq!(again.trace_hash, out.trace_hash);
     prop_assert_eq!(&again.metrics, &out.metrics);
     Ok(())
@@ -257,6 +274,7 @@ fn cases_found_before_stay_fixed() {
         migration: 0,
         monitor: true,
         seed: 0,
+        nic: 0,
     };
     let cases = [
         base.clone(),

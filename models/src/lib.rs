@@ -10,6 +10,7 @@ pub mod client;
 pub mod cluster;
 pub mod discovery;
 pub mod engine;
+pub mod fabric;
 pub mod fault;
 pub mod frontend;
 pub mod k8s;

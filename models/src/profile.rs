@@ -185,6 +185,9 @@ pub struct DisaggProfile {
     /// same single prefill worker is as fast as with two (1.44 vs 1.43 s). 11.5 MB per
     /// 100-token prompt in 0.27 s.
     pub kv_bandwidth: f64,
+    /// Bandwidth of a host's NIC, each way, that the KV transfers between hosts share
+    /// (`fabric.rs`) [bytes/s].
+    pub nic_bandwidth: f64,
     /// Fixed set-up of one transfer: the prefill's answer carrying the transfer parameters
     /// back to the decode worker (`model-facts.md` §2: 0.5–2 ms) [ns].
     pub kv_setup: SimDuration,
@@ -345,6 +348,11 @@ impl Profile {
                 kv_bytes_per_token: 114_688.0,
                 // 100 tokens × 114,688 B in 269 ms (+1 ms set-up): 270 ms per read.
                 kv_bandwidth: 42.6e6,
+                // DGX A100: two dual-port ConnectX-6 200 Gb/s Ethernet adapters carry the
+                // in-band (pod) network; the eight 200 Gb/s InfiniBand ports are for RDMA,
+                // which the suite's UCX/TCP transfers do not use (DGX A100 datasheet). One
+                // port: 25 GB/s. Far above the 42.6 MB/s a connection reaches: never binds here.
+                nic_bandwidth: 25e9,
                 kv_setup: ms(1),
                 handoff: ms(245),
                 first_transfer: ms(2_300),

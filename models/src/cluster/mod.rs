@@ -19,6 +19,7 @@ use crate::client::{Client, ClientEvent, ClientParams};
 use crate::discovery::client::DiscoveryClient;
 use crate::discovery::etcd::{notify_watchers, Etcd, EtcdEvent, Instance, Watchers};
 use crate::engine::Engine;
+use crate::fabric::{Fabric, FabricEvent};
 use crate::fault::inject::Runner;
 pub use crate::fault::inject::RunnerEvent;
 use crate::frontend::{Frontend, FrontendEvent, FrontendTimes, Upstream};
@@ -64,6 +65,8 @@ pub enum Event {
     Router(u16, RouterEvent),
     /// Processor `i`.
     Processor(u16, ProcessorEvent),
+    /// The network KV transfers cross.
+    Fabric(FabricEvent),
 }
 
 impl TraceWord for Event {
@@ -80,6 +83,7 @@ impl TraceWord for Event {
             Event::Client(i, e) => (6u8, *i, std::mem::discriminant(e)).hash(&mut h),
             Event::Router(i, e) => (7u8, *i, std::mem::discriminant(e)).hash(&mut h),
             Event::Processor(i, e) => (8u8, *i, std::mem::discriminant(e)).hash(&mut h),
+            Event::Fabric(e) => (9u8, 0u16, std::mem::discriminant(e)).hash(&mut h),
         }
         h.finish()
     }
@@ -110,6 +114,7 @@ pub struct World {
     open_loop: Option<OpenLoop>,
     routers: Vec<RouterService>,
     processors: Vec<Processor>,
+    fabric: Fabric,
     log: RunLog,
     watchers: Watchers,
 }
@@ -144,6 +149,7 @@ impl Model for World {
                 self.routers[i as usize].handle(e, ctx, &self.etcd, &mut self.log)
             }
             Event::Processor(i, e) => self.processors[i as usize].handle(e, ctx, &mut self.log),
+            Event::Fabric(e) => self.fabric.handle(e, ctx),
             Event::Etcd(EtcdEvent::LeaseExpired(inst)) => {
                 if let Some(w) = self.etcd.remove(inst) {
                     self.log
@@ -238,6 +244,18 @@ pub fn run(
     seed: u64,
 ) -> RunOutput {
     let profile = Profile::builtin(&scenario.profile).expect("profile validated with the scenario");
+    run_with(&profile, scenario, deployment, failure, seed)
+}
+
+/// Runs `deployment` of `scenario` under `failure` with `seed` on `profile` instead of the
+/// scenario's built-in one (to study a hardware parameter).
+pub fn run_with(
+    profile: &Profile,
+    scenario: &Scenario,
+    deployment: &DeploymentSpec,
+    failure: &FailureSpec,
+    seed: u64,
+) -> RunOutput {
     let streams = RngStreams::new(seed);
     let n_fe = deployment.frontend_count() as u16;
     let n_decode = deployment.dp as u16;
@@ -327,6 +345,7 @@ pub fn run(
         monitor: scenario.policies.engine_monitor && deployment.backend == Backend::Vllm,
         shutdown: profile.process.worker_shutdown,
         kv_per_token_ns: d.kv_bytes_per_token / d.kv_bandwidth * 1e9,
+        kv_bytes_per_token: d.kv_bytes_per_token,
         kv_setup: d.kv_setup,
         handoff: d.handoff,
         first_transfer: d.first_transfer,
@@ -465,6 +484,7 @@ pub fn run(
                 )
             })
             .collect(),
+        fabric: Fabric::star(deployment.worker_hosts(), d.nic_bandwidth),
         log,
         watchers,
     };

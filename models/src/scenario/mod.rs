@@ -121,6 +121,11 @@ pub struct DeploymentSpec {
     /// scenarios 1–4); 0 for none. Requests and responses pass through one, round-robin.
     #[serde(default)]
     pub processors: u32,
+    /// GPUs per node: workers (decode, then prefill, in order) fill nodes of this many GPUs,
+    /// and KV transfers between workers on one node cross no NIC. Unset: each worker on a
+    /// node of its own.
+    #[serde(default)]
+    pub gpus_per_node: Option<u32>,
 }
 
 impl DeploymentSpec {
@@ -155,6 +160,29 @@ impl DeploymentSpec {
     /// Tensor-parallel GPUs per prefill worker.
     pub fn prefill_tp(&self) -> u32 {
         self.prefill_tp.unwrap_or(self.tp)
+    }
+
+    /// The node of each worker (decode workers, then prefill workers): filled in order,
+    /// `gpus_per_node` GPUs per node, a worker never split over two.
+    pub fn worker_hosts(&self) -> Vec<u16> {
+        let gpus = (0..self.dp)
+            .map(|_| self.tp)
+            .chain((0..self.prefill_count()).map(|_| self.prefill_tp()));
+        let Some(per_node) = self.gpus_per_node else {
+            return (0..self.dp + self.prefill_count())
+                .map(|i| i as u16)
+                .collect();
+        };
+        let (mut node, mut used) = (0u16, 0u32);
+        gpus.map(|g| {
+            if used > 0 && used + g > per_node {
+                node += 1;
+                used = 0;
+            }
+            used += g;
+            node
+        })
+        .collect()
     }
 }
 
@@ -693,6 +721,21 @@ impl Scenario {
             }
             if d.mode == Mode::Disagg && d.prefill_tp() == 0 {
                 return err(&at("prefill_tp"), "at least 1 GPU per prefill worker");
+            }
+            if let Some(g) = d.gpus_per_node {
+                let widest = d.tp.max(if d.mode == Mode::Disagg {
+                    d.prefill_tp()
+                } else {
+                    0
+                });
+                if g < widest {
+                    return err(
+                        &at("gpus_per_node"),
+                        &format!(
+                            "at least {widest} GPUs per node (a worker's TP group fits on one)"
+                        ),
+                    );
+                }
             }
             if d.mode == Mode::Agg && (d.prefill_dp.is_some() || d.prefill_tp.is_some()) {
                 let f = if d.prefill_dp.is_some() {

@@ -44,9 +44,11 @@ use crate::discovery::client::{DiscoveryClient, RECONCILE};
 const PREFILL_CHECK: SimDuration = SimDuration::from_secs(5);
 use crate::discovery::etcd::{notify_watchers, Etcd, EtcdEvent, Instance, WatchEvent, Watchers};
 use crate::engine::{Engine, Output};
+use crate::fabric::{FabricEvent, Transfer};
 use crate::frontend::FrontendEvent;
 use crate::k8s::kubelet::{KubeEvent, ProcessSignal};
 use crate::metrics::{ReadyLine, RunLog};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::processor::ProcessorEvent;
@@ -129,9 +131,17 @@ pub enum WorkerEvent {
         /// The prefill instance it was sent to.
         from: Instance,
     },
-    /// A decode worker's serial hand-off of a remote prefill is done: the request enters the
-    /// engine.
-    Ingested {
+    /// From the fabric: a decode worker's KV read of a remote prefill is over.
+    ReadDone {
+        /// Attempt id.
+        attempt: u64,
+        /// Container generation that started the read.
+        gen: u32,
+        /// The prefill instance read from (its connection takes the next read).
+        from: Instance,
+    },
+    /// A decode worker's serial hand-off of a remote prefill is done.
+    HandoffDone {
         /// Attempt id.
         attempt: u64,
         /// Container generation.
@@ -208,6 +218,17 @@ struct Held {
     output: u32,
     prefix: Prefix,
     stage: Stage,
+    /// Progress of a remote prefill's intake (decode workers).
+    ingest: Ingest,
+}
+
+/// How far a decode worker has taken in a remote prefill: it enters the engine once both its
+/// KV read and its hand-off are over.
+#[derive(Clone, Copy, Debug, Default)]
+struct Ingest {
+    read_started: bool,
+    read_done: bool,
+    handoff_done: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -241,6 +262,8 @@ pub struct WorkerTimes {
     pub shutdown: SimDuration,
     /// KV read of one prompt token over one prefill→decode connection [ns per token].
     pub kv_per_token_ns: f64,
+    /// KV of one prompt token [bytes].
+    pub kv_bytes_per_token: f64,
     /// The prefill's answer (the transfer parameters) reaching the decode worker [ns].
     pub kv_setup: SimDuration,
     /// Serial decode-side work of one remote prefill, overlapping its read [ns].
@@ -259,13 +282,15 @@ pub struct WorkerTimes {
 }
 
 /// A decode process's connection to one prefill process (one NIXL agent pair).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Connection {
     to: Instance,
     /// When its set-up (the NIXL handshake) is done.
     ready: SimTime,
-    /// When its current KV read is over: reads over one connection go one at a time.
-    free: SimTime,
+    /// Whether a KV read is on it: reads over one connection go one at a time.
+    busy: bool,
+    /// Attempts waiting for it, in order.
+    waiting: VecDeque<u64>,
 }
 
 /// One worker process and its engine.
@@ -285,8 +310,11 @@ pub struct Worker {
     /// Whether the handler sends prefills away: any prefill instance registered at its last
     /// 5-s check (`can_prefill` in Dynamo's vLLM `DecodeWorkerHandler`).
     can_prefill: bool,
-    /// When the serial hand-off is free again.
-    handoff_free: SimTime,
+    /// Remote prefills in hand-off order (the order their KV became ready to read); the
+    /// first's hand-off runs once its read has started.
+    handoffs: VecDeque<u64>,
+    /// Whether the first of `handoffs` is in its hand-off.
+    handoff_busy: bool,
     /// Prefill processes this process has set a connection up with.
     connected: Vec<Connection>,
     /// When the handshake thread is free again: handshakes run one at a time on a background
@@ -332,7 +360,8 @@ impl Worker {
             start_pending: false,
             prefill,
             can_prefill: false,
-            handoff_free: SimTime::ZERO,
+            handoffs: VecDeque::new(),
+            handoff_busy: false,
             connected: Vec::new(),
             handshake_free: SimTime::ZERO,
             kv_buf: Vec::new(),
@@ -632,6 +661,7 @@ impl Worker {
                     output,
                     prefix,
                     stage: Stage::Engine,
+                    ingest: Ingest::default(),
                 };
                 self.take_work(ctx, h, incarnation, log);
             }
@@ -649,6 +679,7 @@ impl Worker {
                     output: 1,
                     prefix,
                     stage: Stage::Engine,
+                    ingest: Ingest::default(),
                 };
                 self.take_work(ctx, h, incarnation, log);
             }
@@ -662,6 +693,7 @@ impl Worker {
                 }
                 let Some(i) = self.find(attempt) else { return };
                 self.held[i].stage = Stage::Ingesting(from);
+                self.held[i].ingest = Ingest::default();
                 // The first KV from a prefill process needs the connection set up first; the
                 // request waits for it without holding the hand-off, and comes back then.
                 let now = ctx.now();
@@ -673,7 +705,8 @@ impl Worker {
                         self.connected.push(Connection {
                             to: from,
                             ready: t,
-                            free: SimTime::ZERO,
+                            busy: false,
+                            waiting: VecDeque::new(),
                         });
                         self.connected.len() - 1
                     }
@@ -689,28 +722,53 @@ impl Worker {
                     return;
                 }
                 // The KV read, one at a time over this connection, and, alongside it, the
-                // serial hand-off on this decode worker, one remote prefill at a time.
-                let read = self.times.kv_per_token_ns * f64::from(self.held[i].prompt);
+                // serial hand-off on this decode worker, one remote prefill at a time in the
+                // order their KV became ready, each starting no earlier than its read.
+                self.handoffs.push_back(attempt);
                 let c = &mut self.connected[k];
-                let read_start = c.free.max(now);
-                c.free = read_start + SimDuration::from_nanos(read.round() as u64);
-                let start = self.handoff_free.max(read_start);
-                self.handoff_free = start + self.times.handoff;
-                let e = WorkerEvent::Ingested {
-                    attempt,
-                    gen: self.gen,
-                };
-                ctx.schedule_at(self.handoff_free.max(c.free), Event::Worker(self.idx, e));
+                if c.busy {
+                    c.waiting.push_back(attempt);
+                } else {
+                    c.busy = true;
+                    self.start_read(ctx, i, from);
+                }
+                self.next_handoff(ctx);
             }
-            WorkerEvent::Ingested { attempt, gen } => {
+            WorkerEvent::ReadDone { attempt, gen, from } => {
                 if gen != self.gen || self.phase != Phase::Serving {
                     return;
                 }
                 if let Some(i) = self.find(attempt) {
-                    if matches!(self.held[i].stage, Stage::Ingesting(_)) {
-                        self.admit(ctx, i, true, log);
+                    self.held[i].ingest.read_done = true;
+                    self.try_admit(ctx, i, log);
+                }
+                // The connection takes its next read (of a request still held).
+                let Some(k) = self.connected.iter().position(|c| c.to == from) else {
+                    return;
+                };
+                self.connected[k].busy = false;
+                while let Some(next) = self.connected[k].waiting.pop_front() {
+                    if let Some(j) = self.find(next) {
+                        self.connected[k].busy = true;
+                        self.start_read(ctx, j, from);
+                        break;
                     }
                 }
+                self.next_handoff(ctx);
+            }
+            WorkerEvent::HandoffDone { attempt, gen } => {
+                if gen != self.gen || self.phase != Phase::Serving {
+                    return;
+                }
+                self.handoff_busy = false;
+                if self.handoffs.front() == Some(&attempt) {
+                    self.handoffs.pop_front();
+                }
+                if let Some(i) = self.find(attempt) {
+                    self.held[i].ingest.handoff_done = true;
+                    self.try_admit(ctx, i, log);
+                }
+                self.next_handoff(ctx);
             }
             WorkerEvent::PrefillFailed {
                 attempt,
@@ -948,6 +1006,55 @@ impl Worker {
         }
     }
 
+    /// Starts the KV read of held request `i` from prefill instance `from` on the fabric.
+    fn start_read(&mut self, ctx: &mut Context<Event>, i: usize, from: Instance) {
+        let h = &mut self.held[i];
+        h.ingest.read_started = true;
+        let alone = self.times.kv_per_token_ns * f64::from(h.prompt);
+        let t = Transfer {
+            reader: self.idx,
+            reader_gen: self.gen,
+            from,
+            attempt: h.attempt,
+            bytes: self.times.kv_bytes_per_token * f64::from(h.prompt),
+            alone: SimDuration::from_nanos(alone.round() as u64),
+        };
+        ctx.schedule_now(Event::Fabric(FabricEvent::Start(t)));
+    }
+
+    /// Starts the next hand-off if none runs and the first in line has its read started;
+    /// requests no longer held leave the line.
+    fn next_handoff(&mut self, ctx: &mut Context<Event>) {
+        if self.handoff_busy {
+            return;
+        }
+        while let Some(&a) = self.handoffs.front() {
+            match self.find(a) {
+                None => {
+                    self.handoffs.pop_front();
+                }
+                Some(i) if self.held[i].ingest.read_started => {
+                    self.handoff_busy = true;
+                    let e = WorkerEvent::HandoffDone {
+                        attempt: a,
+                        gen: self.gen,
+                    };
+                    ctx.schedule_in(self.times.handoff, Event::Worker(self.idx, e));
+                    return;
+                }
+                Some(_) => return,
+            }
+        }
+    }
+
+    /// Admits held request `i` once its read and its hand-off are both over.
+    fn try_admit(&mut self, ctx: &mut Context<Event>, i: usize, log: &mut RunLog) {
+        let g = self.held[i].ingest;
+        if g.read_done && g.handoff_done && matches!(self.held[i].stage, Stage::Ingesting(_)) {
+            self.admit(ctx, i, true, log);
+        }
+    }
+
     /// Runtime shutdown: the lease is revoked, streams end, the process exits shortly after.
     fn shutdown(&mut self, ctx: &mut Context<Event>, etcd: &mut Etcd, log: &mut RunLog) {
         if matches!(self.phase, Phase::Serving | Phase::EngineDead) {
@@ -979,7 +1086,11 @@ impl Worker {
         }
         self.connected.clear();
         self.handshake_free = SimTime::ZERO;
-        self.handoff_free = SimTime::ZERO;
+        self.handoffs.clear();
+        self.handoff_busy = false;
+        if !self.prefill_role && self.prefill.is_some() {
+            ctx.schedule_now(Event::Fabric(FabricEvent::ReaderGone { worker: self.idx }));
+        }
         self.phase = Phase::Down;
         ctx.schedule_now(Event::Kube(KubeEvent::ContainerExited {
             pod: self.pod,

@@ -1,0 +1,450 @@
+//! The network the KV transfers of disaggregated serving cross, and the transfers sharing it.
+//!
+//! Worker processes live on hosts. Each host has one NIC, two links to the switch: up and
+//! down, each of the profile's NIC bandwidth (`profile::DisaggProfile::nic_bandwidth`, full
+//! duplex). A decode worker reading a prompt's KV from a prefill worker on another host
+//! crosses the prefill host's up-link and its own host's down-link; on one host it crosses
+//! no NIC. Paths come from the topology graph (petgraph), once per pair of hosts.
+//!
+//! A transfer is also held to its own connection's rate (`kv_bandwidth`: one NIXL agent
+//! pair over UCX/TCP, one read at a time — the worker keeps that queue). Transfers in flight
+//! share every link max-min fairly (progressive filling): each gets the least of its
+//! connection's rate and its fair share of its busiest link. The shares are recomputed when
+//! a transfer starts or ends, and only transfers whose rate changed are rescheduled, so a
+//! transfer alone on its links ends exactly `alone` after it started. With the A100 profile
+//! (200 Gb/s NICs, 42.6 MB/s per connection) no link binds; faster connections (RDMA) or
+//! many readers on one host make the NICs the bottleneck.
+
+use petgraph::algo::astar;
+use petgraph::graph::{DiGraph, NodeIndex};
+use sim_core::{Context, EventKey, SimDuration, SimTime};
+
+use crate::cluster::Event;
+use crate::discovery::etcd::Instance;
+use crate::worker::WorkerEvent;
+
+/// Events handled by the fabric.
+#[derive(Clone, Copy, Debug)]
+pub enum FabricEvent {
+    /// A decode worker starts reading a prompt's KV.
+    Start(Transfer),
+    /// The transfer in `slot` ends now, if its generation still matches.
+    Due {
+        /// Slab slot.
+        slot: u32,
+        /// Generation of the slot when the end was scheduled.
+        gen: u32,
+    },
+    /// Worker `worker`'s process is gone: the transfers it was reading end unfinished.
+    ReaderGone {
+        /// Worker index.
+        worker: u16,
+    },
+}
+
+/// One KV read.
+#[derive(Clone, Copy, Debug)]
+pub struct Transfer {
+    /// The reading decode worker.
+    pub reader: u16,
+    /// Its container generation (the answer is dropped by a newer one).
+    pub reader_gen: u32,
+    /// The prefill instance whose KV is read.
+    pub from: Instance,
+    /// Attempt id.
+    pub attempt: u64,
+    /// Bytes to move.
+    pub bytes: f64,
+    /// Its duration at its connection's rate, sharing nothing [ns].
+    pub alone: SimDuration,
+}
+
+/// A path: the links it crosses, at most four (up, down and two switch hops).
+#[derive(Clone, Copy, Debug, Default)]
+struct Path {
+    links: [u16; 4],
+    len: u8,
+}
+
+impl Path {
+    fn links(&self) -> &[u16] {
+        &self.links[..self.len as usize]
+    }
+}
+
+/// A transfer in flight.
+#[derive(Clone, Copy, Debug)]
+struct Flow {
+    t: Transfer,
+    path: Path,
+    /// Its connection's rate [bytes/ns].
+    cap: f64,
+    /// Work left, in nanoseconds at its connection's rate.
+    remaining: f64,
+    /// Current rate as a fraction of `cap` (1 when nothing binds).
+    speed: f64,
+    /// When `remaining` was last brought up to date.
+    updated: SimTime,
+    due: Option<EventKey>,
+}
+
+/// The hosts, their links and the transfers in flight.
+pub struct Fabric {
+    /// Host of each worker.
+    host_of: Vec<u16>,
+    hosts: usize,
+    /// Capacity of each link [bytes/ns].
+    capacity: Vec<f64>,
+    /// Path from host a to host b at `a * hosts + b`.
+    paths: Vec<Path>,
+    /// Slab of flows; `gens[i]` counts the reuses of slot `i`.
+    flows: Vec<Option<Flow>>,
+    gens: Vec<u32>,
+    free: Vec<u32>,
+    // Scratch space of the rate computation, kept to avoid allocating per event.
+    residual: Vec<f64>,
+    crossing: Vec<u32>,
+    rate: Vec<f64>,
+    frozen: Vec<bool>,
+    just: Vec<bool>,
+}
+
+impl Fabric {
+    /// A star: one switch, every host one NIC of `nic_bandwidth` [bytes/s] each way;
+    /// `host_of[w]` is the host of worker `w`.
+    pub fn star(host_of: Vec<u16>, nic_bandwidth: f64) -> Fabric {
+        let hosts = host_of
+            .iter()
+            .map(|&h| usize::from(h) + 1)
+            .max()
+            .unwrap_or(0);
+        let mut g: DiGraph<(), u16> = DiGraph::new();
+        let switch = g.add_node(());
+        let nodes: Vec<NodeIndex> = (0..hosts).map(|_| g.add_node(())).collect();
+        let mut capacity = Vec::with_capacity(2 * hosts);
+        for &n in &nodes {
+            g.add_edge(n, switch, capacity.len() as u16);
+            capacity.push(nic_bandwidth * 1e-9);
+            g.add_edge(switch, n, capacity.len() as u16);
+            capacity.push(nic_bandwidth * 1e-9);
+        }
+        let mut paths = vec![Path::default(); hosts * hosts];
+        for a in 0..hosts {
+            for b in 0..hosts {
+                if a == b {
+                    continue;
+                }
+                let (_, route) = astar(&g, nodes[a], |n| n == nodes[b], |_| 1u32, |_| 0)
+                    .expect("every host reaches the switch");
+                let mut p = Path::default();
+                for w in route.windows(2) {
+                    let e = g
+                        .find_edge(w[0], w[1])
+                        .expect("consecutive nodes are linked");
+                    p.links[p.len as usize] = g[e];
+                    p.len += 1;
+                }
+                paths[a * hosts + b] = p;
+            }
+        }
+        let links = capacity.len();
+        Fabric {
+            host_of,
+            hosts,
+            capacity,
+            paths,
+            flows: Vec::new(),
+            gens: Vec::new(),
+            free: Vec::new(),
+            residual: vec![0.0; links],
+            crossing: vec![0; links],
+            rate: Vec::new(),
+            frozen: Vec::new(),
+            just: Vec::new(),
+        }
+    }
+
+    /// Handles `ev`.
+    pub fn handle(&mut self, ev: FabricEvent, ctx: &mut Context<Event>) {
+        match ev {
+            FabricEvent::Start(t) => {
+                let (a, b) = (
+                    usize::from(self.host_of[usize::from(t.from.slot)]),
+                    usize::from(self.host_of[usize::from(t.reader)]),
+                );
+                let alone = t.alone.as_nanos().max(1) as f64;
+                let flow = Flow {
+                    t,
+                    path: self.paths[a * self.hosts + b],
+                    cap: t.bytes / alone,
+                    remaining: alone,
+                    speed: 0.0,
+                    updated: ctx.now(),
+                    due: None,
+                };
+                let slot = match self.free.pop() {
+                    Some(s) => {
+                        self.flows[s as usize] = Some(flow);
+                        s
+                    }
+                    None => {
+                        self.flows.push(Some(flow));
+                        self.gens.push(0);
+                        (self.flows.len() - 1) as u32
+                    }
+                };
+                self.gens[slot as usize] += 1;
+                self.share(ctx);
+            }
+            FabricEvent::Due { slot, gen } => {
+                if self.gens.get(slot as usize) != Some(&gen) {
+                    return;
+                }
+                let Some(f) = self.flows[slot as usize].take() else {
+                    return;
+                };
+                self.free.push(slot);
+                let t = f.t;
+                let e = WorkerEvent::ReadDone {
+                    attempt: t.attempt,
+                    gen: t.reader_gen,
+                    from: t.from,
+                };
+                ctx.schedule_now(Event::Worker(t.reader, e));
+                self.share(ctx);
+            }
+            FabricEvent::ReaderGone { worker } => {
+                let mut any = false;
+                for (slot, f) in self.flows.iter_mut().enumerate() {
+                    if f.is_some_and(|f| f.t.reader == worker) {
+                        if let Some(k) = f.take().and_then(|f| f.due) {
+                            ctx.cancel(k);
+                        }
+                        self.free.push(slot as u32);
+                        any = true;
+                    }
+                }
+                if any {
+                    self.share(ctx);
+                }
+            }
+        }
+    }
+
+    /// Max-min fair rates by progressive filling, and new ends for the flows whose rate
+    /// changed. Flows and links are visited in index order: deterministic.
+    fn share(&mut self, ctx: &mut Context<Event>) {
+        let n = self.flows.len();
+        self.rate.clear();
+        self.rate.resize(n, 0.0);
+        self.frozen.clear();
+        self.frozen.extend(self.flows.iter().map(|f| f.is_none()));
+        self.residual.copy_from_slice(&self.capacity);
+        loop {
+            self.crossing.fill(0);
+            for (f, &z) in self.flows.iter().zip(&self.frozen) {
+                if let (Some(f), false) = (f, z) {
+                    for &l in f.path.links() {
+                        self.crossing[usize::from(l)] += 1;
+                    }
+                }
+            }
+            // The level every unfrozen flow reaches next: a link's fair share or a flow's cap.
+            let mut level = f64::INFINITY;
+            for (r, &c) in self.residual.iter().zip(&self.crossing) {
+                if c > 0 {
+                    level = level.min(r / f64::from(c));
+                }
+            }
+            for (f, &z) in self.flows.iter().zip(&self.frozen) {
+                if let (Some(f), false) = (f, z) {
+                    level = level.min(f.cap);
+                }
+            }
+            if level == f64::INFINITY {
+                break;
+            }
+            // Freeze the flows that reach it: capped ones, and those on a link it fills
+            // (judged on this round's residuals, then taken off them).
+            self.just.clear();
+            self.just.resize(n, false);
+            for i in 0..n {
+                let Some(f) = &self.flows[i] else { continue };
+                if self.frozen[i] {
+                    continue;
+                }
+                let saturated = f.path.links().iter().any(|&l| {
+                    let l = usize::from(l);
+                    self.residual[l] / f64::from(self.crossing[l]) <= level
+                });
+                if f.cap <= level || saturated {
+                    self.rate[i] = level;
+                    self.just[i] = true;
+                }
+            }
+            for i in 0..n {
+                if let (Some(f), true) = (&self.flows[i], self.just[i]) {
+                    self.frozen[i] = true;
+                    for &l in f.path.links() {
+                        let l = usize::from(l);
+                        self.residual[l] = (self.residual[l] - level).max(0.0);
+                    }
+                }
+            }
+        }
+        let now = ctx.now();
+        for i in 0..n {
+            let gen = self.gens[i];
+            let Some(f) = &mut self.flows[i] else {
+                continue;
+            };
+            let speed = (self.rate[i] / f.cap).min(1.0);
+            if speed == f.speed {
+                continue;
+            }
+            let run = now.saturating_since(f.updated).as_nanos() as f64;
+            f.remaining = (f.remaining - run * f.speed).max(0.0);
+            f.updated = now;
+            f.speed = speed;
+            if let Some(k) = f.due.take() {
+                ctx.cancel(k);
+            }
+            let left = SimDuration::from_nanos((f.remaining / speed).ceil() as u64);
+            let e = Event::Fabric(FabricEvent::Due {
+                slot: i as u32,
+                gen,
+            });
+            f.due = Some(ctx.schedule_in(left, e));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sim_core::{Limits, Model, Simulation};
+
+    use super::*;
+
+    /// The fabric alone; a worker's `ReadDone` is recorded as (attempt, time [ns]).
+    struct Bench {
+        fabric: Fabric,
+        done: Vec<(u64, u64)>,
+    }
+
+    impl Model for Bench {
+        type Event = Event;
+        fn handle(&mut self, ev: Event, ctx: &mut Context<Event>) {
+            match ev {
+                Event::Fabric(e) => self.fabric.handle(e, ctx),
+                Event::Worker(_, WorkerEvent::ReadDone { attempt, .. }) => {
+                    self.done.push((attempt, ctx.now().as_nanos()))
+                }
+                _ => unreachable!("only the fabric and its answers"),
+            }
+        }
+    }
+
+    /// A transfer of `bytes` at `cap` bytes/ns from worker `from` to worker `reader`.
+    fn read(attempt: u64, from: u16, reader: u16, bytes: f64, cap: f64) -> Event {
+        Event::Fabric(FabricEvent::Start(Transfer {
+            reader,
+            reader_gen: 0,
+            from: Instance {
+                slot: from,
+                incarnation: 0,
+                prefill: true,
+            },
+            attempt,
+            bytes,
+            alone: SimDuration::from_nanos((bytes / cap) as u64),
+        }))
+    }
+
+    /// Runs `starts` (time [ns], event) on hosts `host_of` with NICs of 1 byte/ns; returns
+    /// each attempt's end [ns], by attempt.
+    fn ends(host_of: Vec<u16>, starts: Vec<(u64, Event)>) -> Vec<u64> {
+        let mut sim = Simulation::new(Bench {
+            fabric: Fabric::star(host_of, 1e9),
+            done: Vec::new(),
+        });
+        for (t, e) in starts {
+            sim.schedule_at(SimTime::from_nanos(t), e);
+        }
+        sim.run(Limits::default());
+        let mut done = sim.into_model().done;
+        done.sort();
+        done.into_iter().map(|d| d.1).collect()
+    }
+
+    #[test]
+    fn a_transfer_alone_takes_its_connection_time_exactly() {
+        // 1,000 bytes at 0.3 bytes/ns: 3,333 ns, on a 1 byte/ns NIC that does not bind.
+        let e = ends(vec![0, 1], vec![(7, read(0, 0, 1, 1_000.0, 0.3))]);
+        assert_eq!(e, vec![7 + 3_333]);
+    }
+
+    #[test]
+    fn two_reads_into_one_host_share_its_down_link() {
+        // Prefill workers 0 and 1 on their own hosts, the reader 2 on a third: both reads
+        // cross host 2's down-link (1 byte/ns), each could go at 1 byte/ns alone.
+        let both = ends(
+            vec![0, 1, 2],
+            vec![
+                (0, read(0, 0, 2, 1_000.0, 1.0)),
+                (0, read(1, 1, 2, 1_000.0, 1.0)),
+            ],
+        );
+        assert_eq!(both, vec![2_000, 2_000]);
+        // Staggered: the first goes alone for 500 ns, then both at half speed until it ends
+        // at 1,500 ns; the second then has 500 bytes left at full speed.
+        let staggered = ends(
+            vec![0, 1, 2],
+            vec![
+                (0, read(0, 0, 2, 1_000.0, 1.0)),
+                (500, read(1, 1, 2, 1_000.0, 1.0)),
+            ],
+        );
+        assert_eq!(staggered, vec![1_500, 2_000]);
+    }
+
+    #[test]
+    fn a_capped_read_leaves_the_rest_of_the_link_to_the_other() {
+        // Max-min: 0.2 byte/ns for the slow connection, the remaining 0.8 to the other.
+        let e = ends(
+            vec![0, 1, 2],
+            vec![
+                (0, read(0, 0, 2, 200.0, 0.2)),
+                (0, read(1, 1, 2, 800.0, 1.0)),
+            ],
+        );
+        assert_eq!(e, vec![1_000, 1_000]);
+    }
+
+    #[test]
+    fn reads_within_one_host_cross_no_nic() {
+        // Everything on host 0: each read at its connection's rate.
+        let e = ends(
+            vec![0, 0, 0],
+            vec![
+                (0, read(0, 0, 2, 1_000.0, 1.0)),
+                (0, read(1, 1, 2, 1_000.0, 1.0)),
+            ],
+        );
+        assert_eq!(e, vec![1_000, 1_000]);
+    }
+
+    #[test]
+    fn a_gone_reader_frees_its_share() {
+        // Reader 1's read ends unfinished at 500 ns; reader 2's, sharing prefill host 0's
+        // up-link with it, then runs at full speed: 250 + 750 bytes, done at 1,250 ns.
+        let e = ends(
+            vec![0, 1, 2],
+            vec![
+                (0, read(0, 0, 1, 1_000.0, 1.0)),
+                (0, read(1, 0, 2, 1_000.0, 1.0)),
+                (500, Event::Fabric(FabricEvent::ReaderGone { worker: 1 })),
+            ],
+        );
+        assert_eq!(e, vec![1_250]);
+    }
+}
