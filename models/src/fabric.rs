@@ -4,18 +4,17 @@
 //! down, each of the profile's NIC bandwidth (`profile::DisaggProfile::nic_bandwidth`, full
 //! duplex). A decode worker reading a prompt's KV from a prefill worker on another host
 //! crosses the prefill host's up-link and its own host's down-link; on one host it crosses
-//! no NIC. Paths come from the topology graph (petgraph), once per pair of hosts.
+//! no NIC. The links are the edges of the topology graph (petgraph).
 //!
 //! A transfer is also held to its own connection's rate (`kv_bandwidth`: one NIXL agent
 //! pair over UCX/TCP, one read at a time — the worker keeps that queue). Transfers in flight
 //! share every link max-min fairly (progressive filling): each gets the least of its
 //! connection's rate and its fair share of its busiest link. The shares are recomputed when
 //! a transfer starts or ends, and only transfers whose rate changed are rescheduled, so a
-//! transfer alone on its links ends exactly `alone` after it started. With the A100 profile
+//! transfer that never shares a link to its limit ends exactly `alone` after it started. With the A100 profile
 //! (200 Gb/s NICs, 42.6 MB/s per connection) no link binds; faster connections (RDMA) or
 //! many readers on one host make the NICs the bottleneck.
 
-use petgraph::algo::astar;
 use petgraph::graph::{DiGraph, NodeIndex};
 use sim_core::{Context, EventKey, SimDuration, SimTime};
 
@@ -59,10 +58,11 @@ pub struct Transfer {
     pub alone: SimDuration,
 }
 
-/// A path: the links it crosses, at most four (up, down and two switch hops).
+/// A path: the links it crosses — none within a host, else the source's up-link and the
+/// destination's down-link.
 #[derive(Clone, Copy, Debug, Default)]
 struct Path {
-    links: [u16; 4],
+    links: [u16; 2],
     len: u8,
 }
 
@@ -81,9 +81,9 @@ struct Flow {
     cap: f64,
     /// Work left, in nanoseconds at its connection's rate.
     remaining: f64,
-    /// Current rate as a fraction of `cap` (1 when nothing binds).
+    /// Current rate as a fraction of `cap` (1 when nothing binds; 0 until first shared).
     speed: f64,
-    /// When `remaining` was last brought up to date.
+    /// When `remaining` was last brought up to date [ns since the start].
     updated: SimTime,
     due: Option<EventKey>,
 }
@@ -92,11 +92,11 @@ struct Flow {
 pub struct Fabric {
     /// Host of each worker.
     host_of: Vec<u16>,
-    hosts: usize,
+    /// Each host's link to the switch and from it (indices into `capacity`).
+    up: Vec<u16>,
+    down: Vec<u16>,
     /// Capacity of each link [bytes/ns].
     capacity: Vec<f64>,
-    /// Path from host a to host b at `a * hosts + b`.
-    paths: Vec<Path>,
     /// Slab of flows; `gens[i]` counts the reuses of slot `i`.
     flows: Vec<Option<Flow>>,
     gens: Vec<u32>,
@@ -110,9 +110,10 @@ pub struct Fabric {
 }
 
 impl Fabric {
-    /// A star: one switch, every host one NIC of `nic_bandwidth` [bytes/s] each way;
+    /// A star: one switch, every host one NIC of `nic_bandwidth` [bytes/s, > 0] each way;
     /// `host_of[w]` is the host of worker `w`.
     pub fn star(host_of: Vec<u16>, nic_bandwidth: f64) -> Fabric {
+        debug_assert!(nic_bandwidth > 0.0, "a NIC moves bytes");
         let hosts = host_of
             .iter()
             .map(|&h| usize::from(h) + 1)
@@ -123,36 +124,23 @@ impl Fabric {
         let nodes: Vec<NodeIndex> = (0..hosts).map(|_| g.add_node(())).collect();
         let mut capacity = Vec::with_capacity(2 * hosts);
         for &n in &nodes {
-            g.add_edge(n, switch, capacity.len() as u16);
-            capacity.push(nic_bandwidth * 1e-9);
-            g.add_edge(switch, n, capacity.len() as u16);
-            capacity.push(nic_bandwidth * 1e-9);
-        }
-        let mut paths = vec![Path::default(); hosts * hosts];
-        for a in 0..hosts {
-            for b in 0..hosts {
-                if a == b {
-                    continue;
-                }
-                let (_, route) = astar(&g, nodes[a], |n| n == nodes[b], |_| 1u32, |_| 0)
-                    .expect("every host reaches the switch");
-                let mut p = Path::default();
-                for w in route.windows(2) {
-                    let e = g
-                        .find_edge(w[0], w[1])
-                        .expect("consecutive nodes are linked");
-                    p.links[p.len as usize] = g[e];
-                    p.len += 1;
-                }
-                paths[a * hosts + b] = p;
+            for (a, b) in [(n, switch), (switch, n)] {
+                g.add_edge(a, b, capacity.len() as u16);
+                capacity.push(nic_bandwidth * 1e-9);
             }
         }
+        let link = |a, b| {
+            g[g.find_edge(a, b)
+                .expect("every host is linked to the switch")]
+        };
+        let up = nodes.iter().map(|&n| link(n, switch)).collect();
+        let down = nodes.iter().map(|&n| link(switch, n)).collect();
         let links = capacity.len();
         Fabric {
             host_of,
-            hosts,
+            up,
+            down,
             capacity,
-            paths,
             flows: Vec::new(),
             gens: Vec::new(),
             free: Vec::new(),
@@ -164,19 +152,30 @@ impl Fabric {
         }
     }
 
+    /// The links from host `a` to host `b`.
+    fn path(&self, a: u16, b: u16) -> Path {
+        if a == b {
+            return Path::default();
+        }
+        Path {
+            links: [self.up[usize::from(a)], self.down[usize::from(b)]],
+            len: 2,
+        }
+    }
+
     /// Handles `ev`.
     pub fn handle(&mut self, ev: FabricEvent, ctx: &mut Context<Event>) {
         match ev {
             FabricEvent::Start(t) => {
                 let (a, b) = (
-                    usize::from(self.host_of[usize::from(t.from.slot)]),
-                    usize::from(self.host_of[usize::from(t.reader)]),
+                    self.host_of[usize::from(t.from.slot)],
+                    self.host_of[usize::from(t.reader)],
                 );
-                let alone = t.alone.as_nanos().max(1) as f64;
+                let alone = t.alone.as_nanos() as f64;
                 let flow = Flow {
                     t,
-                    path: self.paths[a * self.hosts + b],
-                    cap: t.bytes / alone,
+                    path: self.path(a, b),
+                    cap: t.bytes / alone.max(1.0),
                     remaining: alone,
                     speed: 0.0,
                     updated: ctx.now(),
@@ -299,7 +298,7 @@ impl Fabric {
                 continue;
             };
             let speed = (self.rate[i] / f.cap).min(1.0);
-            if speed == f.speed {
+            if speed == f.speed && f.due.is_some() {
                 continue;
             }
             let run = now.saturating_since(f.updated).as_nanos() as f64;
@@ -381,6 +380,12 @@ mod tests {
         // 1,000 bytes at 0.3 bytes/ns: 3,333 ns, on a 1 byte/ns NIC that does not bind.
         let e = ends(vec![0, 1], vec![(7, read(0, 0, 1, 1_000.0, 0.3))]);
         assert_eq!(e, vec![7 + 3_333]);
+    }
+
+    #[test]
+    fn an_empty_transfer_ends_at_once() {
+        let e = ends(vec![0, 1], vec![(5, read(0, 0, 1, 0.0, 1.0))]);
+        assert_eq!(e, vec![5]);
     }
 
     #[test]

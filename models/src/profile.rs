@@ -381,6 +381,11 @@ mod tests {
                 "{name}"
             );
             assert!(k.restart_backoff <= k.restart_backoff_cap, "{name}");
+            // The fabric's links and connections move bytes.
+            assert!(
+                p.disagg.nic_bandwidth > 0.0 && p.disagg.kv_bandwidth > 0.0,
+                "{name}"
+            );
             assert!(p.process.lease_keepalive < p.process.lease_ttl, "{name}");
             assert!(p.harness.api_read_fraction >= 0.0 && p.harness.api_read_fraction <= 1.0);
         }

@@ -785,10 +785,16 @@ impl Worker {
                 if let Some(i) = self.find(attempt) {
                     let h = self.held.swap_remove(i);
                     self.fail(ctx, h, false);
+                    if self.phase == Phase::Serving {
+                        self.next_handoff(ctx);
+                    }
                 }
             }
             WorkerEvent::PrefillEngineLost { from } => {
-                let reading = self.held.iter().any(|h| h.stage == Stage::Ingesting(from));
+                let reading = self
+                    .held
+                    .iter()
+                    .any(|h| h.stage == Stage::Ingesting(from) && !h.ingest.read_done);
                 if self.phase == Phase::Serving && reading && self.times.prefill_death_kills_reader
                 {
                     self.phase = Phase::EngineDead;
@@ -857,6 +863,10 @@ impl Worker {
                     if self.phase == Phase::Serving && h.stage == Stage::Engine {
                         self.engine.abort(ctx.now(), attempt);
                         self.sync_wake(ctx, log);
+                    }
+                    // It leaves the hand-off line (a read it started runs to its end).
+                    if self.phase == Phase::Serving {
+                        self.next_handoff(ctx);
                     }
                 }
             }
