@@ -160,3 +160,23 @@ fn two_deployments_of_one_name_are_rejected() {
         ],
     );
 }
+
+#[test]
+fn an_impossible_profile_override_names_its_field() {
+    assert_rejected(
+        "bad_override.ron",
+        &[
+            "bad_override.ron:6:9:",
+            "`profile_overrides.lease_ttl_s`",
+            "a positive number",
+        ],
+    );
+}
+
+#[test]
+fn an_unknown_profile_override_lists_the_known_ones() {
+    assert_rejected(
+        "unknown_override.ron",
+        &["unknown_override.ron:5:9:", "`nic_gbps`", "`nic_gbit_s`"],
+    );
+}

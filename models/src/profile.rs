@@ -6,6 +6,7 @@
 //! hand-off to the latencies with one or two decode and prefill workers, the connection set-up
 //! to the first 30 s of every disaggregated row), and used unchanged by every row; they say so.
 
+use serde::Deserialize;
 use sim_core::SimDuration;
 
 use crate::engine::timing::Timing;
@@ -359,6 +360,107 @@ impl Profile {
                 prefill_death_kills_reader: true,
             },
         }
+    }
+}
+
+/// A scenario's changes to its profile's hardware and platform parameters, to study what
+/// they cost (`profile_overrides` in a scenario file). Every field is optional; each applies
+/// to every row of the scenario alike. Units are in the names.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Overrides {
+    /// A host NIC's bandwidth each way (`DisaggProfile::nic_bandwidth`) [Gbit/s].
+    pub nic_gbit_s: Option<f64>,
+    /// One prefill→decode connection's KV read rate (`DisaggProfile::kv_bandwidth`) [MB/s].
+    pub kv_connection_mbyte_s: Option<f64>,
+    /// The decode worker's serial hand-off of one remote prefill [s].
+    pub kv_handoff_s: Option<f64>,
+    /// Connection set-up before the first read from a prefill process [s].
+    pub kv_first_transfer_s: Option<f64>,
+    /// Per-step host overhead of the engine (roofline `c0`) [ms].
+    pub step_overhead_ms: Option<f64>,
+    /// Mean worker start, container start to serving [s].
+    pub worker_start_s: Option<f64>,
+    /// etcd lease time-to-live [s].
+    pub lease_ttl_s: Option<f64>,
+    /// Lease keep-alive interval [s].
+    pub lease_keepalive_s: Option<f64>,
+    /// Frontend readiness probe: initial delay [s].
+    pub frontend_probe_delay_s: Option<f64>,
+    /// Frontend readiness probe: period [s].
+    pub frontend_probe_period_s: Option<f64>,
+}
+
+impl Overrides {
+    /// The set fields as (name, value), in declaration order.
+    pub fn set(&self) -> Vec<(&'static str, f64)> {
+        [
+            ("nic_gbit_s", self.nic_gbit_s),
+            ("kv_connection_mbyte_s", self.kv_connection_mbyte_s),
+            ("kv_handoff_s", self.kv_handoff_s),
+            ("kv_first_transfer_s", self.kv_first_transfer_s),
+            ("step_overhead_ms", self.step_overhead_ms),
+            ("worker_start_s", self.worker_start_s),
+            ("lease_ttl_s", self.lease_ttl_s),
+            ("lease_keepalive_s", self.lease_keepalive_s),
+            ("frontend_probe_delay_s", self.frontend_probe_delay_s),
+            ("frontend_probe_period_s", self.frontend_probe_period_s),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect()
+    }
+
+    /// What a valid value of field `name` looks like, if `value` is not one.
+    pub fn invalid(name: &str, value: f64) -> Option<&'static str> {
+        let zero_ok = matches!(
+            name,
+            "kv_handoff_s" | "kv_first_transfer_s" | "step_overhead_ms" | "frontend_probe_delay_s"
+        );
+        if !value.is_finite() || value < 0.0 || (value == 0.0 && !zero_ok) {
+            return Some(if zero_ok {
+                "a number ≥ 0"
+            } else {
+                "a positive number"
+            });
+        }
+        None
+    }
+
+    /// `profile` with these changes.
+    pub fn apply(&self, mut profile: Profile) -> Profile {
+        let secs = SimDuration::from_secs_f64;
+        if let Some(x) = self.nic_gbit_s {
+            profile.disagg.nic_bandwidth = x * 1e9 / 8.0;
+        }
+        if let Some(x) = self.kv_connection_mbyte_s {
+            profile.disagg.kv_bandwidth = x * 1e6;
+        }
+        if let Some(x) = self.kv_handoff_s {
+            profile.disagg.handoff = secs(x);
+        }
+        if let Some(x) = self.kv_first_transfer_s {
+            profile.disagg.first_transfer = secs(x);
+        }
+        if let (Some(x), Timing::Roofline(r)) = (self.step_overhead_ms, &mut profile.timing) {
+            r.c0_ns = secs(x / 1e3).as_nanos();
+        }
+        if let Some(x) = self.worker_start_s {
+            profile.process.worker_start = secs(x);
+        }
+        if let Some(x) = self.lease_ttl_s {
+            profile.process.lease_ttl = secs(x);
+        }
+        if let Some(x) = self.lease_keepalive_s {
+            profile.process.lease_keepalive = secs(x);
+        }
+        if let Some(x) = self.frontend_probe_delay_s {
+            profile.kube.frontend_readiness.initial_delay = secs(x);
+        }
+        if let Some(x) = self.frontend_probe_period_s {
+            profile.kube.frontend_readiness.period = secs(x);
+        }
+        profile
     }
 }
 

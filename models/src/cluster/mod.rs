@@ -243,7 +243,9 @@ pub fn run(
     failure: &FailureSpec,
     seed: u64,
 ) -> RunOutput {
-    let profile = Profile::builtin(&scenario.profile).expect("profile validated with the scenario");
+    let profile = scenario
+        .profile()
+        .expect("profile validated with the scenario");
     run_with(&profile, scenario, deployment, failure, seed)
 }
 

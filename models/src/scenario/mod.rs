@@ -572,6 +572,9 @@ pub struct Scenario {
     pub description: String,
     /// Built-in hardware/deployment profile, e.g. `"a100-k8s"` (see `profile`).
     pub profile: String,
+    /// Changes to that profile's hardware and platform parameters, for every row alike.
+    #[serde(default)]
+    pub profile_overrides: crate::profile::Overrides,
     /// First seed.
     #[serde(default = "one_u64")]
     pub seed: u64,
@@ -593,6 +596,13 @@ pub struct Scenario {
     /// Simulated time after which a run is cut off [s] (a guard against a hung scenario).
     #[serde(default = "max_sim_s")]
     pub max_sim_s: f64,
+}
+
+impl Scenario {
+    /// The scenario's profile: the built-in one named, with its overrides applied.
+    pub fn profile(&self) -> Option<crate::profile::Profile> {
+        crate::profile::Profile::builtin(&self.profile).map(|p| self.profile_overrides.apply(p))
+    }
 }
 
 fn one() -> u32 {
@@ -678,6 +688,24 @@ impl Scenario {
                 &[Key("profile")],
                 &format!("one of the built-in profiles: {names}"),
             );
+        }
+        for (name, value) in self.profile_overrides.set() {
+            if let Some(expected) = crate::profile::Overrides::invalid(name, value) {
+                return err(&[Key("profile_overrides"), Key(name)], expected);
+            }
+        }
+        if let Some(p) = self.profile() {
+            if p.process.lease_keepalive >= p.process.lease_ttl {
+                let field = if self.profile_overrides.lease_keepalive_s.is_some() {
+                    "lease_keepalive_s"
+                } else {
+                    "lease_ttl_s"
+                };
+                return err(
+                    &[Key("profile_overrides"), Key(field)],
+                    "a lease keep-alive interval shorter than the lease TTL",
+                );
+            }
         }
         if self.seeds == 0 {
             return err(&[Key("seeds")], "at least 1 seed");
