@@ -97,6 +97,11 @@ fn held_to_reference(file: &str, rows: usize, gaps: &[(&str, &str, &str)]) -> St
         scenario.seeds >= 10,
         "calibration is held over at least 10 seeds"
     );
+    assert_eq!(
+        scenario.profile_overrides,
+        models::profile::Overrides::default(),
+        "the published rows are held to the built-in profile as it is"
+    );
     let results =
         dynsim::sweep::run_all(std::slice::from_ref(&scenario), &runs, |_, _| Ok(())).unwrap();
     let seeds = dynsim::sweep::seeds_of(&results);
