@@ -168,7 +168,7 @@ fn an_impossible_profile_override_names_its_field() {
         &[
             "bad_override.ron:6:9:",
             "`profile_overrides.lease_ttl_s`",
-            "a positive number",
+            "a number from 1 to 1,000,000",
         ],
     );
 }
@@ -178,5 +178,29 @@ fn an_unknown_profile_override_lists_the_known_ones() {
     assert_rejected(
         "unknown_override.ron",
         &["unknown_override.ron:5:9:", "`nic_gbps`", "`nic_gbit_s`"],
+    );
+}
+
+#[test]
+fn a_lease_ttl_below_the_keepalive_interval_is_rejected() {
+    assert_rejected(
+        "keepalive_override.ron",
+        &[
+            "keepalive_override.ron:5:",
+            "`profile_overrides.lease_ttl_s`",
+            "shorter than the lease TTL (now 5 s and 3 s)",
+        ],
+    );
+}
+
+#[test]
+fn a_node_smaller_than_a_tp_group_is_rejected() {
+    assert_rejected(
+        "small_node.ron",
+        &[
+            "small_node.ron:6:20:",
+            "`deployments[0].gpus_per_node`",
+            "at least 4 GPUs per node",
+        ],
     );
 }

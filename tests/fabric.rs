@@ -36,14 +36,14 @@ fn packing_the_workers_on_one_node_spares_a_thin_nic() {
         packed < 0.8 * spread,
         "four nodes {spread:.3} s vs one node {packed:.3} s"
     );
-    // With 400 Gbit/s NICs the four reads fit the decode worker's link: placement no longer
+    // With 800 Gbit/s NICs the four reads fit the decode worker's link: placement no longer
     // matters.
     let mut wide = s.clone();
-    wide.profile_overrides.nic_gbit_s = Some(400.0);
+    wide.profile_overrides.nic_gbit_s = Some(800.0);
     let w = ttft(&wide);
     assert!(
         (w[0].1 - w[1].1).abs() < 0.01 * w[1].1,
-        "400 Gbit/s: four nodes {:.3} s vs one node {:.3} s",
+        "800 Gbit/s: four nodes {:.3} s vs one node {:.3} s",
         w[0].1,
         w[1].1
     );

@@ -367,7 +367,7 @@ impl Profile {
 /// they cost (`profile_overrides` in a scenario file). Every field is optional; each applies
 /// to every row of the scenario alike. Units are in the names.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename = "profile_overrides")]
 pub struct Overrides {
     /// A host NIC's bandwidth each way (`DisaggProfile::nic_bandwidth`) [Gbit/s].
     pub nic_gbit_s: Option<f64>,
@@ -379,7 +379,7 @@ pub struct Overrides {
     pub kv_first_transfer_s: Option<f64>,
     /// Per-step host overhead of the engine (roofline `c0`) [ms].
     pub step_overhead_ms: Option<f64>,
-    /// Mean worker start, container start to serving [s].
+    /// Mean worker start, container start to serving [s] (its spread stays the profile's).
     pub worker_start_s: Option<f64>,
     /// etcd lease time-to-live [s].
     pub lease_ttl_s: Option<f64>,
@@ -393,7 +393,7 @@ pub struct Overrides {
 
 impl Overrides {
     /// The set fields as (name, value), in declaration order.
-    pub fn set(&self) -> Vec<(&'static str, f64)> {
+    pub(crate) fn set(&self) -> Vec<(&'static str, f64)> {
         [
             ("nic_gbit_s", self.nic_gbit_s),
             ("kv_connection_mbyte_s", self.kv_connection_mbyte_s),
@@ -411,24 +411,27 @@ impl Overrides {
         .collect()
     }
 
-    /// What a valid value of field `name` looks like, if `value` is not one.
-    pub fn invalid(name: &str, value: f64) -> Option<&'static str> {
-        let zero_ok = matches!(
-            name,
-            "kv_handoff_s" | "kv_first_transfer_s" | "step_overhead_ms" | "frontend_probe_delay_s"
-        );
-        if !value.is_finite() || value < 0.0 || (value == 0.0 && !zero_ok) {
-            return Some(if zero_ok {
-                "a number ≥ 0"
-            } else {
-                "a positive number"
-            });
-        }
-        None
+    /// What a valid value of field `name` looks like, if `value` is not one. Below the
+    /// minimum a value would round to nothing (a probe period under Kubernetes' 1 s minimum,
+    /// a link that never moves a byte); beyond a million (seconds, Gbit/s, MB/s, ms) it is a
+    /// typo, and durations of that order would overflow the nanosecond clock once added up.
+    pub(crate) fn invalid(name: &str, value: f64) -> Option<String> {
+        let min = match name {
+            "kv_handoff_s"
+            | "kv_first_transfer_s"
+            | "step_overhead_ms"
+            | "frontend_probe_delay_s" => 0.0,
+            // `periodSeconds` and etcd lease TTLs are whole seconds, at least 1.
+            "frontend_probe_period_s" | "lease_ttl_s" => 1.0,
+            _ => 0.001,
+        };
+        let max = 1e6;
+        (!(value.is_finite() && (min..=max).contains(&value)))
+            .then(|| format!("a number from {min} to 1,000,000"))
     }
 
     /// `profile` with these changes.
-    pub fn apply(&self, mut profile: Profile) -> Profile {
+    pub(crate) fn apply(&self, mut profile: Profile) -> Profile {
         let secs = SimDuration::from_secs_f64;
         if let Some(x) = self.nic_gbit_s {
             profile.disagg.nic_bandwidth = x * 1e9 / 8.0;
@@ -491,5 +494,58 @@ mod tests {
             assert!(p.process.lease_keepalive < p.process.lease_ttl, "{name}");
             assert!(p.harness.api_read_fraction >= 0.0 && p.harness.api_read_fraction <= 1.0);
         }
+    }
+
+    #[test]
+    fn each_override_replaces_its_own_value() {
+        let base = Profile::a100_k8s();
+        let o = Overrides {
+            nic_gbit_s: Some(8.0),
+            kv_connection_mbyte_s: Some(2.0),
+            kv_handoff_s: Some(0.003),
+            kv_first_transfer_s: Some(0.004),
+            step_overhead_ms: Some(5.0),
+            worker_start_s: Some(6.0),
+            lease_ttl_s: Some(7.0),
+            lease_keepalive_s: Some(0.5),
+            frontend_probe_delay_s: Some(9.0),
+            frontend_probe_period_s: Some(11.0),
+        };
+        assert_eq!(o.set().len(), 10, "every field is listed");
+        let p = o.apply(base.clone());
+        let ms = |x: SimDuration| x.as_nanos() / 1_000_000;
+        assert_eq!(p.disagg.nic_bandwidth, 1e9);
+        assert_eq!(p.disagg.kv_bandwidth, 2e6);
+        assert_eq!(ms(p.disagg.handoff), 3);
+        assert_eq!(ms(p.disagg.first_transfer), 4);
+        let Timing::Roofline(r) = p.timing else {
+            panic!("the A100 profile is a roofline")
+        };
+        assert_eq!(r.c0_ns, 5_000_000);
+        assert_eq!(ms(p.process.worker_start), 6_000);
+        assert_eq!(ms(p.process.lease_ttl), 7_000);
+        assert_eq!(ms(p.process.lease_keepalive), 500);
+        assert_eq!(ms(p.kube.frontend_readiness.initial_delay), 9_000);
+        assert_eq!(ms(p.kube.frontend_readiness.period), 11_000);
+        // Nothing else moves.
+        assert_eq!(
+            p.kube.worker_readiness.period,
+            base.kube.worker_readiness.period
+        );
+        assert_eq!(p.process.worker_start_sd, base.process.worker_start_sd);
+        // No override: the profile as built in.
+        let same = Overrides::default().apply(base.clone());
+        assert_eq!(same.disagg.nic_bandwidth, base.disagg.nic_bandwidth);
+        assert_eq!(same.process.lease_ttl, base.process.lease_ttl);
+    }
+
+    #[test]
+    fn override_values_that_round_to_nothing_or_overflow_are_refused() {
+        assert!(Overrides::invalid("frontend_probe_period_s", 1e-12).is_some());
+        assert!(Overrides::invalid("frontend_probe_period_s", 1.0).is_none());
+        assert!(Overrides::invalid("nic_gbit_s", 1e-300).is_some());
+        assert!(Overrides::invalid("lease_ttl_s", 1e300).is_some());
+        assert!(Overrides::invalid("kv_handoff_s", 0.0).is_none());
+        assert!(Overrides::invalid("worker_start_s", f64::NAN).is_some());
     }
 }

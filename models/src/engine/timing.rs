@@ -136,7 +136,7 @@ impl Roofline {
 
     /// The same model with its shape known: `layers` transformer layers of `hidden` width,
     /// so that a tensor-parallel group pays its all-reduces.
-    pub fn with_shape(self, layers: u32, hidden: u32) -> Self {
+    pub(crate) fn with_shape(self, layers: u32, hidden: u32) -> Self {
         Roofline {
             layers,
             hidden_bytes: 2.0 * f64::from(hidden),
@@ -157,7 +157,10 @@ impl Roofline {
     /// NVLink 3 600 GB/s against H100's 900 GB/s: ×1.5; L40S has no NVLink, PCIe 4.0 x16
     /// 64 GB/s: ×14). For Qwen3-0.6B at TP 2 a 10-sequence decode step pays 57 × 9.3 µs ≈
     /// 0.53 ms, more than the 0.37 ms its halved weight reads save: a TP group makes this
-    /// host-bound model slightly slower, not faster.
+    /// host-bound model slightly slower, not faster. TP 3 takes the TP 4 fit and TP 5 and up
+    /// the TP 8 fit; messages far beyond the measured 1 MiB (long prefills) extrapolate the
+    /// slope, where vLLM falls back to NCCL above 8 MiB; on L40S, where vLLM uses NCCL over
+    /// PCIe beyond TP 2, α is no more than a floor.
     fn allreduce_ns(&self, tokens: u64) -> f64 {
         if self.tp <= 1 || self.layers == 0 {
             return 0.0;
@@ -319,10 +322,12 @@ mod tests {
             (four - one).abs() < 0.15,
             "TP1 {one:.3} ms, TP4 {four:.3} ms"
         );
-        // Without the all-reduces TP 2 would be faster than TP 1.
+        // Without the all-reduces (a shape-free roofline counts none) TP 2 would be faster
+        // than TP 1.
         let Timing::Roofline(r) = Timing::a100_qwen3_0_6b().with_tp(2) else {
             unreachable!()
         };
+        assert_eq!(Roofline { layers: 0, ..r }.allreduce_ns(10), 0.0);
         let bare = Roofline { layers: 0, ..r }.step_time(decode, 1 << 20);
         assert!(bare.as_secs_f64() * 1e3 < one);
         // A shape-free roofline (the 8B floors below) counts none, and TP 1 never does.

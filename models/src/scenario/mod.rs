@@ -164,7 +164,7 @@ impl DeploymentSpec {
 
     /// The node of each worker (decode workers, then prefill workers): filled in order,
     /// `gpus_per_node` GPUs per node, a worker never split over two.
-    pub fn worker_hosts(&self) -> Vec<u16> {
+    pub(crate) fn worker_hosts(&self) -> Vec<u16> {
         let gpus = (0..self.dp)
             .map(|_| self.tp)
             .chain((0..self.prefill_count()).map(|_| self.prefill_tp()));
@@ -691,11 +691,12 @@ impl Scenario {
         }
         for (name, value) in self.profile_overrides.set() {
             if let Some(expected) = crate::profile::Overrides::invalid(name, value) {
-                return err(&[Key("profile_overrides"), Key(name)], expected);
+                return err(&[Key("profile_overrides"), Key(name)], &expected);
             }
         }
         if let Some(p) = self.profile() {
-            if p.process.lease_keepalive >= p.process.lease_ttl {
+            let (ka, ttl) = (p.process.lease_keepalive, p.process.lease_ttl);
+            if ka >= ttl {
                 let field = if self.profile_overrides.lease_keepalive_s.is_some() {
                     "lease_keepalive_s"
                 } else {
@@ -703,7 +704,18 @@ impl Scenario {
                 };
                 return err(
                     &[Key("profile_overrides"), Key(field)],
-                    "a lease keep-alive interval shorter than the lease TTL",
+                    &format!(
+                        "a lease keep-alive interval shorter than the lease TTL (now {} s and {} s)",
+                        ka.as_secs_f64(),
+                        ttl.as_secs_f64()
+                    ),
+                );
+            }
+            let roofline = matches!(p.timing, crate::engine::timing::Timing::Roofline(_));
+            if self.profile_overrides.step_overhead_ms.is_some() && !roofline {
+                return err(
+                    &[Key("profile_overrides"), Key("step_overhead_ms")],
+                    "a profile with a roofline step-time model (this one has none to change)",
                 );
             }
         }
