@@ -392,38 +392,43 @@ pub struct Overrides {
 }
 
 impl Overrides {
-    /// The set fields as (name, value), in declaration order.
-    pub(crate) fn set(&self) -> Vec<(&'static str, f64)> {
+    /// Every field as (name, value, least valid value), in declaration order. Below its
+    /// least value a field would round to nothing: rates and the worker start stay at least
+    /// 0.001 (a link that never moves a byte), the probe period and the lease TTL at least
+    /// 1 s (`periodSeconds` and etcd lease TTLs are whole seconds); the others may be 0.
+    fn fields(&self) -> [(&'static str, Option<f64>, f64); 10] {
         [
-            ("nic_gbit_s", self.nic_gbit_s),
-            ("kv_connection_mbyte_s", self.kv_connection_mbyte_s),
-            ("kv_handoff_s", self.kv_handoff_s),
-            ("kv_first_transfer_s", self.kv_first_transfer_s),
-            ("step_overhead_ms", self.step_overhead_ms),
-            ("worker_start_s", self.worker_start_s),
-            ("lease_ttl_s", self.lease_ttl_s),
-            ("lease_keepalive_s", self.lease_keepalive_s),
-            ("frontend_probe_delay_s", self.frontend_probe_delay_s),
-            ("frontend_probe_period_s", self.frontend_probe_period_s),
+            ("nic_gbit_s", self.nic_gbit_s, 0.001),
+            ("kv_connection_mbyte_s", self.kv_connection_mbyte_s, 0.001),
+            ("kv_handoff_s", self.kv_handoff_s, 0.0),
+            ("kv_first_transfer_s", self.kv_first_transfer_s, 0.0),
+            ("step_overhead_ms", self.step_overhead_ms, 0.0),
+            ("worker_start_s", self.worker_start_s, 0.001),
+            ("lease_ttl_s", self.lease_ttl_s, 1.0),
+            ("lease_keepalive_s", self.lease_keepalive_s, 0.001),
+            ("frontend_probe_delay_s", self.frontend_probe_delay_s, 0.0),
+            ("frontend_probe_period_s", self.frontend_probe_period_s, 1.0),
         ]
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|v| (k, v)))
-        .collect()
     }
 
-    /// What a valid value of field `name` looks like, if `value` is not one. Below the
-    /// minimum a value would round to nothing (a probe period under Kubernetes' 1 s minimum,
-    /// a link that never moves a byte); beyond a million (seconds, Gbit/s, MB/s, ms) it is a
-    /// typo, and durations of that order would overflow the nanosecond clock once added up.
+    /// The set fields as (name, value), in declaration order.
+    pub(crate) fn set(&self) -> Vec<(&'static str, f64)> {
+        self.fields()
+            .into_iter()
+            .filter_map(|(k, v, _)| v.map(|v| (k, v)))
+            .collect()
+    }
+
+    /// What a valid value of field `name` looks like, if `value` is not one: from the field's
+    /// least value (`fields`) to a million (seconds, Gbit/s, MB/s, ms) — beyond, it is a typo,
+    /// and durations of that order would overflow the nanosecond clock once added up.
     pub(crate) fn invalid(name: &str, value: f64) -> Option<String> {
-        let min = match name {
-            "kv_handoff_s"
-            | "kv_first_transfer_s"
-            | "step_overhead_ms"
-            | "frontend_probe_delay_s" => 0.0,
-            // `periodSeconds` and etcd lease TTLs are whole seconds, at least 1.
-            "frontend_probe_period_s" | "lease_ttl_s" => 1.0,
-            _ => 0.001,
+        let Some((_, _, min)) = Overrides::default()
+            .fields()
+            .into_iter()
+            .find(|f| f.0 == name)
+        else {
+            return Some("a known override".to_owned());
         };
         let max = 1e6;
         (!(value.is_finite() && (min..=max).contains(&value)))

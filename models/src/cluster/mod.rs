@@ -346,8 +346,8 @@ pub fn run_with(
         // Only Dynamo's vLLM worker watches its engine process (`engine_monitor.py`).
         monitor: scenario.policies.engine_monitor && deployment.backend == Backend::Vllm,
         shutdown: profile.process.worker_shutdown,
-        kv_per_token_ns: d.kv_bytes_per_token / d.kv_bandwidth * 1e9,
         kv_bytes_per_token: d.kv_bytes_per_token,
+        kv_bandwidth: d.kv_bandwidth,
         kv_setup: d.kv_setup,
         handoff: d.handoff,
         first_transfer: d.first_transfer,

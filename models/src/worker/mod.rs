@@ -260,10 +260,10 @@ pub struct WorkerTimes {
     pub monitor: bool,
     /// Runtime shutdown to exit [ns].
     pub shutdown: SimDuration,
-    /// KV read of one prompt token over one prefill→decode connection [ns per token].
-    pub kv_per_token_ns: f64,
     /// KV of one prompt token [bytes].
     pub kv_bytes_per_token: f64,
+    /// One prefill→decode connection's KV read rate [bytes/s].
+    pub kv_bandwidth: f64,
     /// The prefill's answer (the transfer parameters) reaching the decode worker [ns].
     pub kv_setup: SimDuration,
     /// Serial decode-side work of one remote prefill, overlapping its read [ns].
@@ -1020,7 +1020,8 @@ impl Worker {
     fn start_read(&mut self, ctx: &mut Context<Event>, i: usize, from: Instance) {
         let h = &mut self.held[i];
         h.ingest.read_started = true;
-        let alone = self.times.kv_per_token_ns * f64::from(h.prompt);
+        let per_token_ns = self.times.kv_bytes_per_token / self.times.kv_bandwidth * 1e9;
+        let alone = per_token_ns * f64::from(h.prompt);
         let t = Transfer {
             reader: self.idx,
             reader_gen: self.gen,
