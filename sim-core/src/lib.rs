@@ -11,11 +11,13 @@
 //! many simulations at once.
 #![warn(missing_docs)]
 
+mod hash;
 mod queue;
 mod rng;
 mod sim;
 mod time;
 
+pub use hash::StableHasher;
 pub use queue::{EventKey, EventQueue};
 pub use rng::{stream_id, RngStreams, SimRng};
 pub use sim::{Context, Limits, Model, Simulation, StopReason, TraceHash, TraceWord};

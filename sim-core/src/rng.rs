@@ -4,20 +4,21 @@
 //! `"client/3"`), so adding a component or a fault process never shifts another component's
 //! draws: each stream's sequence depends only on (seed, its own id).
 
+use std::hash::Hasher;
+
 use rand::SeedableRng;
 use rand_chacha::ChaCha12Rng;
+
+use crate::StableHasher;
 
 /// The random generator every component draws from.
 pub type SimRng = ChaCha12Rng;
 
 /// A stable 64-bit id for a stream name (FNV-1a), identical on every platform and release.
 pub fn stream_id(name: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in name.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
+    let mut h = StableHasher::default();
+    h.write(name.as_bytes());
+    h.finish()
 }
 
 /// Hands out independent streams for one run's seed.

@@ -9,7 +9,8 @@ use std::hash::{Hash, Hasher};
 
 use rand::RngExt;
 use sim_core::{
-    Context, Limits, Model, RngStreams, SimDuration, SimTime, Simulation, StopReason, TraceWord,
+    Context, Limits, Model, RngStreams, SimDuration, SimTime, Simulation, StableHasher, StopReason,
+    TraceWord,
 };
 
 use std::sync::Arc;
@@ -73,7 +74,7 @@ impl TraceWord for Event {
     fn trace_word(&self) -> u64 {
         // Component kind and index, and the variant of its event: enough to tell two runs
         // apart, cheap, and with no floating-point payload in it.
-        let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+        let mut h = StableHasher::default();
         match self {
             Event::Runner(e) => (1u8, 0u16, std::mem::discriminant(e)).hash(&mut h),
             Event::Kube(e) => (2u8, 0u16, std::mem::discriminant(e)).hash(&mut h),
@@ -86,20 +87,6 @@ impl TraceWord for Event {
             Event::Fabric(e) => (9u8, 0u16, std::mem::discriminant(e)).hash(&mut h),
         }
         h.finish()
-    }
-}
-
-/// FNV-1a, a fixed (unseeded) hasher for the trace word.
-struct Fnv(u64);
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
     }
 }
 
