@@ -3,6 +3,7 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use clap::{Parser, Subcommand};
 use dynsim::sweep::{self, Error};
@@ -47,6 +48,10 @@ enum Command {
         /// Worker threads (default: all cores; RAYON_NUM_THREADS also works).
         #[arg(long)]
         jobs: Option<usize>,
+        /// Take the runs an earlier sweep into the same directory finished, by this same
+        /// build from the same scenario, instead of running them again.
+        #[arg(long)]
+        resume: bool,
     },
     /// Parse and validate scenario files without running them.
     Check {
@@ -101,12 +106,20 @@ fn print_tables(rows: &[ResultRow]) {
     }
 }
 
+/// What a sweep did: its rows in plan order, and how many of them an earlier sweep had
+/// finished.
+struct Swept {
+    rows: Vec<ResultRow>,
+    reused: usize,
+}
+
 fn sweep_to(
     files: &[PathBuf],
     out: Option<&Path>,
     seeds: Option<u32>,
     single_seed: Option<u64>,
-) -> Result<Vec<ResultRow>, Error> {
+    resume: bool,
+) -> Result<Swept, Error> {
     let mut scenarios = sweep::load_all(files)?;
     if let Some(s) = single_seed {
         for sc in &mut scenarios {
@@ -114,6 +127,10 @@ fn sweep_to(
         }
     }
     let runs = sweep::plan(&scenarios, seeds);
+    let prints = match out {
+        Some(_) => Some(sweep::Fingerprints::new(sweep::build_id()?, &scenarios)),
+        None => None,
+    };
     let bar = if std::io::stderr().is_terminal() {
         let b = ProgressBar::new(runs.len() as u64);
         b.set_style(
@@ -124,31 +141,50 @@ fn sweep_to(
     } else {
         ProgressBar::hidden()
     };
-    let rows = sweep::run_all(&scenarios, &runs, |row, run| {
-        if let Some(out) = out {
-            sweep::write_run(out, row, run)?;
-        }
-        bar.inc(1);
-        Ok(())
-    })?;
+    let reused = AtomicUsize::new(0);
+    let rows = sweep::run_resuming(
+        &scenarios,
+        &runs,
+        |r| {
+            let (out, prints) = (out?, prints.as_ref()?);
+            if !resume {
+                return None;
+            }
+            let row = sweep::finished(out, &sweep::run_id(&scenarios, r), prints.of(r))?;
+            reused.fetch_add(1, Ordering::Relaxed);
+            bar.inc(1);
+            Some(row)
+        },
+        |r, row, run| {
+            if let (Some(out), Some(prints)) = (out, &prints) {
+                sweep::write_run(out, row, run, prints.of(r))?;
+            }
+            bar.inc(1);
+            Ok(())
+        },
+    )?;
     bar.finish_and_clear();
     if let Some(out) = out {
         sweep::write_results(out, &rows)?;
     }
-    Ok(rows)
+    Ok(Swept {
+        rows,
+        reused: reused.into_inner(),
+    })
 }
 
 fn run(cmd: Command) -> Result<(), Error> {
     match cmd {
         Command::Run { file, seed, out } => {
-            let rows = sweep_to(&[file], out.as_deref(), Some(1), seed)?;
-            print_tables(&rows);
+            let swept = sweep_to(&[file], out.as_deref(), Some(1), seed, false)?;
+            print_tables(&swept.rows);
         }
         Command::Sweep {
             files,
             out,
             seeds,
             jobs,
+            resume,
         } => {
             if let Some(j) = jobs {
                 rayon::ThreadPoolBuilder::new()
@@ -156,13 +192,17 @@ fn run(cmd: Command) -> Result<(), Error> {
                     .build_global()
                     .ok();
             }
-            let rows = sweep_to(&files, Some(&out), seeds, None)?;
-            print_tables(&rows);
-            println!(
+            let swept = sweep_to(&files, Some(&out), seeds, None, resume)?;
+            print_tables(&swept.rows);
+            print!(
                 "{} runs written to {}",
-                rows.len(),
+                swept.rows.len(),
                 out.join("results.csv").display()
             );
+            if resume {
+                print!(" ({} taken from the earlier sweep)", swept.reused);
+            }
+            println!();
         }
         Command::Check { files } => {
             for f in &files {

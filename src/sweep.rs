@@ -1,13 +1,23 @@
 //! Sweeps: scenario files × deployments × failures × seeds, run on every core, written
 //! atomically and in a fixed order whatever the thread count.
+//!
+//! Each finished run leaves a marker (`runs/<id>.done.json`), written after its other files:
+//! the fingerprint of what made it and its results row in full precision. A resumed sweep
+//! takes a run from its marker, without running it, when the fingerprint is the one the run
+//! would have now; results.csv and summary.json are then the same bytes as an uninterrupted
+//! sweep's.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::hash::Hasher;
 use std::path::{Path, PathBuf};
 
 use models::cluster::{self, RunOutput};
 use models::scenario::{Scenario, ScenarioError};
 use rayon::prelude::*;
 use reports::{compare, results, stats, write_atomic, ResultRow};
+use serde::{Deserialize, Serialize};
+use sim_core::StableHasher;
 
 /// Why a command failed. Input errors exit with code 2.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +41,14 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
+    /// The running program could not be read to fingerprint its runs.
+    #[error("{path}: cannot read this program to fingerprint its runs: {source}")]
+    Build {
+        /// The executable.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 impl Error {
@@ -38,7 +56,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Scenario(_) | Error::Input { .. } => 2,
-            Error::Output { .. } => 1,
+            Error::Output { .. } | Error::Build { .. } => 1,
         }
     }
 }
@@ -84,6 +102,101 @@ pub fn plan(scenarios: &[Scenario], seeds: Option<u32>) -> Vec<RunSpec> {
     runs
 }
 
+/// The id of a planned run (the stem of its files).
+pub fn run_id(scenarios: &[Scenario], r: &RunSpec) -> String {
+    let s = &scenarios[r.scenario];
+    results::run_id(
+        &s.name,
+        &s.deployments[r.deployment].display_name(),
+        s.failures[r.failure].kind.name(),
+        r.seed,
+    )
+}
+
+/// This program's identity for fingerprints: a hash of its executable, so a rebuilt
+/// dynsim (another model) never takes an older build's runs as its own.
+pub fn build_id() -> Result<u64, Error> {
+    let path = std::env::current_exe().map_err(|source| Error::Build {
+        path: PathBuf::from("dynsim"),
+        source,
+    })?;
+    let bytes = std::fs::read(&path).map_err(|source| Error::Build {
+        path: path.clone(),
+        source,
+    })?;
+    let mut h = StableHasher::default();
+    h.write(&bytes);
+    Ok(h.finish())
+}
+
+/// What each run is made from: the build, its whole scenario (every field as parsed, a
+/// replayed trace's records too) and its deployment, failure and seed.
+pub struct Fingerprints {
+    scenarios: Vec<u64>,
+}
+
+impl Fingerprints {
+    /// Fingerprints of the runs of `scenarios` made by build `build` ([`build_id`]).
+    pub fn new(build: u64, scenarios: &[Scenario]) -> Fingerprints {
+        let scenarios = scenarios
+            .iter()
+            .map(|s| {
+                let mut h = StableHasher::default();
+                h.write(&build.to_le_bytes());
+                write!(h, "{s:?}").expect("hashing text cannot fail");
+                h.finish()
+            })
+            .collect();
+        Fingerprints { scenarios }
+    }
+
+    /// The fingerprint of run `r`.
+    pub fn of(&self, r: &RunSpec) -> u64 {
+        let mut h = StableHasher::default();
+        for x in [
+            self.scenarios[r.scenario],
+            r.deployment as u64,
+            r.failure as u64,
+            r.seed,
+        ] {
+            h.write(&x.to_le_bytes());
+        }
+        h.finish()
+    }
+}
+
+/// A finished run's marker (`runs/<id>.done.json`).
+#[derive(Serialize, Deserialize)]
+struct Marker<R> {
+    /// [`Fingerprints::of`] the run, in hex.
+    fingerprint: String,
+    /// Its results row, every float as computed.
+    row: R,
+}
+
+fn marker_path(out: &Path, id: &str) -> PathBuf {
+    out.join("runs").join(format!("{id}.done.json"))
+}
+
+fn run_files(out: &Path, id: &str) -> [PathBuf; 2] {
+    [
+        out.join("attempts").join(format!("{id}.csv")),
+        out.join("runs").join(format!("{id}.csv")),
+    ]
+}
+
+/// The row of run `id` as an earlier sweep into `out` finished it, if its marker holds
+/// `fingerprint` and its files are there; anything else (no marker, another fingerprint, a
+/// damaged marker, a missing file) is `None`: the run is done again.
+pub fn finished(out: &Path, id: &str, fingerprint: u64) -> Option<ResultRow> {
+    let text = std::fs::read_to_string(marker_path(out, id)).ok()?;
+    let m: Marker<ResultRow> = serde_json::from_str(&text).ok()?;
+    let ok = m.fingerprint == format!("{fingerprint:016x}")
+        && m.row.id() == id
+        && run_files(out, id).iter().all(|p| p.is_file());
+    ok.then_some(m.row)
+}
+
 /// Executes one run.
 pub fn execute(scenarios: &[Scenario], r: &RunSpec) -> (ResultRow, RunOutput) {
     let s = &scenarios[r.scenario];
@@ -110,10 +223,24 @@ pub fn run_all(
     runs: &[RunSpec],
     done: impl Fn(&ResultRow, &RunOutput) -> Result<(), Error> + Sync,
 ) -> Result<Vec<ResultRow>, Error> {
+    run_resuming(scenarios, runs, |_| None, |_, row, out| done(row, out))
+}
+
+/// As [`run_all`], but a run for which `reuse` gives a row is not run again: its row takes
+/// its place.
+pub fn run_resuming(
+    scenarios: &[Scenario],
+    runs: &[RunSpec],
+    reuse: impl Fn(&RunSpec) -> Option<ResultRow> + Sync,
+    done: impl Fn(&RunSpec, &ResultRow, &RunOutput) -> Result<(), Error> + Sync,
+) -> Result<Vec<ResultRow>, Error> {
     runs.par_iter()
         .map(|r| {
+            if let Some(row) = reuse(r) {
+                return Ok(row);
+            }
             let (row, out) = execute(scenarios, r);
-            done(&row, &out)?;
+            done(r, &row, &out)?;
             Ok(row)
         })
         .collect()
@@ -126,15 +253,36 @@ fn write(path: &Path, text: &str) -> Result<(), Error> {
     })
 }
 
-/// Writes one finished run's files (`runs/<id>.csv` with its results row, `attempts/<id>.csv`).
-pub fn write_run(out: &Path, row: &ResultRow, run: &RunOutput) -> Result<(), Error> {
+/// Writes one finished run's files (`attempts/<id>.csv`, `runs/<id>.csv` with its results
+/// row) and then its marker with `fingerprint`. An older marker goes first, so none vouches
+/// for files a run interrupted now leaves half rewritten.
+pub fn write_run(
+    out: &Path,
+    row: &ResultRow,
+    run: &RunOutput,
+    fingerprint: u64,
+) -> Result<(), Error> {
+    let id = row.id();
+    let marker = marker_path(out, &id);
+    match std::fs::remove_file(&marker) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(Error::Output {
+                path: marker,
+                source: e,
+            })
+        }
+        _ => {}
+    }
+    let [attempts, runs] = run_files(out, &id);
+    write(&attempts, &results::attempts_csv(&run.log))?;
+    write(&runs, &results::results_csv(std::slice::from_ref(row)))?;
+    let m = Marker {
+        fingerprint: format!("{fingerprint:016x}"),
+        row,
+    };
     write(
-        &out.join("attempts").join(format!("{}.csv", row.id())),
-        &results::attempts_csv(&run.log),
-    )?;
-    write(
-        &out.join("runs").join(format!("{}.csv", row.id())),
-        &results::results_csv(std::slice::from_ref(row)),
+        &marker,
+        &(serde_json::to_string(&m).expect("JSON of plain values") + "\n"),
     )
 }
 

@@ -222,7 +222,7 @@ impl RunLog {
 }
 
 /// One row of the results table (the suite's columns plus dynsim's).
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RowMetrics {
     /// "Startup" [s].
     pub startup_s: Option<f64>,

@@ -43,8 +43,8 @@ pub fn numeric_columns() -> &'static [&'static str] {
     &COLUMNS[5..COLUMNS.len() - 1]
 }
 
-/// One finished run, ready to be written.
-#[derive(Clone, Debug)]
+/// One finished run, ready to be written (and read back whole by a resumed sweep).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ResultRow {
     /// Scenario name.
     pub scenario: String,
@@ -72,12 +72,9 @@ fn u(x: Option<u64>) -> String {
 }
 
 impl ResultRow {
-    /// The run's id, used for its attempt file name.
+    /// The run's id, used for its file names.
     pub fn id(&self) -> String {
-        format!(
-            "{}__{}__{}__seed{}",
-            self.scenario, self.deployment, self.failure, self.seed
-        )
+        run_id(&self.scenario, &self.deployment, &self.failure, self.seed)
     }
 
     /// The CSV line (no newline), columns as [`COLUMNS`]; empty cells are N/A.
@@ -152,6 +149,12 @@ impl ResultRow {
             _ => None,
         }
     }
+}
+
+/// The id of the run of `scenario` × `deployment` × `failure` with `seed`: the stem of its
+/// files under `runs/` and `attempts/`.
+pub fn run_id(scenario: &str, deployment: &str, failure: &str, seed: u64) -> String {
+    format!("{scenario}__{deployment}__{failure}__seed{seed}")
 }
 
 /// The whole `results.csv` text for `rows`.

@@ -48,7 +48,8 @@ mod tests {
         a.write(b"a");
         assert_eq!(a.finish(), 0xaf63_dc4c_8601_ec8c);
         let mut t = StableHasher::default();
-        write!(t, "{}{}", "fo", "obar").unwrap();
+        let (x, y) = ("foo", 0xba_u32);
+        write!(t, "{x}{y:x}r").unwrap();
         let mut b = StableHasher::default();
         b.write(b"foobar");
         assert_eq!(t.finish(), b.finish());
