@@ -105,8 +105,9 @@ pub struct Fabric {
     residual: Vec<f64>,
     crossing: Vec<u32>,
     rate: Vec<f64>,
-    frozen: Vec<bool>,
-    just: Vec<bool>,
+    /// Live flow slots not yet at their final rate, in slot order.
+    unfrozen: Vec<u32>,
+    just: Vec<u32>,
 }
 
 impl Fabric {
@@ -147,7 +148,7 @@ impl Fabric {
             residual: vec![0.0; links],
             crossing: vec![0; links],
             rate: Vec::new(),
-            frozen: Vec::new(),
+            unfrozen: Vec::new(),
             just: Vec::new(),
         }
     }
@@ -231,23 +232,26 @@ impl Fabric {
     }
 
     /// Max-min fair rates by progressive filling, and new ends for the flows whose rate
-    /// changed. Flows and links are visited in index order: deterministic.
+    /// changed. Each round raises every unfrozen flow to the next level (a link's fair share
+    /// of what frozen flows leave it, or a flow's cap) and freezes those that reach it; a
+    /// round visits the links and only the flows still unfrozen, in index order:
+    /// deterministic.
     fn share(&mut self, ctx: &mut Context<Event>) {
         let n = self.flows.len();
         self.rate.clear();
         self.rate.resize(n, 0.0);
-        self.frozen.clear();
-        self.frozen.extend(self.flows.iter().map(|f| f.is_none()));
         self.residual.copy_from_slice(&self.capacity);
-        loop {
-            self.crossing.fill(0);
-            for (f, &z) in self.flows.iter().zip(&self.frozen) {
-                if let (Some(f), false) = (f, z) {
-                    for &l in f.path.links() {
-                        self.crossing[usize::from(l)] += 1;
-                    }
+        self.crossing.fill(0);
+        self.unfrozen.clear();
+        for (i, f) in self.flows.iter().enumerate() {
+            if let Some(f) = f {
+                self.unfrozen.push(i as u32);
+                for &l in f.path.links() {
+                    self.crossing[usize::from(l)] += 1;
                 }
             }
+        }
+        while !self.unfrozen.is_empty() {
             // The level every unfrozen flow reaches next: a link's fair share or a flow's cap.
             let mut level = f64::INFINITY;
             for (r, &c) in self.residual.iter().zip(&self.crossing) {
@@ -255,39 +259,41 @@ impl Fabric {
                     level = level.min(r / f64::from(c));
                 }
             }
-            for (f, &z) in self.flows.iter().zip(&self.frozen) {
-                if let (Some(f), false) = (f, z) {
+            for &i in &self.unfrozen {
+                if let Some(f) = &self.flows[i as usize] {
                     level = level.min(f.cap);
                 }
             }
-            if level == f64::INFINITY {
-                break;
-            }
             // Freeze the flows that reach it: capped ones, and those on a link it fills
             // (judged on this round's residuals, then taken off them).
-            self.just.clear();
-            self.just.resize(n, false);
-            for i in 0..n {
-                let Some(f) = &self.flows[i] else { continue };
-                if self.frozen[i] {
+            let (flows, residual, crossing) = (&self.flows, &self.residual, &self.crossing);
+            let reached = |i: u32| {
+                flows[i as usize].as_ref().is_none_or(|f| {
+                    f.cap <= level
+                        || f.path.links().iter().any(|&l| {
+                            let l = usize::from(l);
+                            residual[l] / f64::from(crossing[l]) <= level
+                        })
+                })
+            };
+            let just = &mut self.just;
+            just.clear();
+            self.unfrozen.retain(|&i| {
+                let r = reached(i);
+                if r {
+                    just.push(i);
+                }
+                !r
+            });
+            for &i in &self.just {
+                let Some(f) = &self.flows[i as usize] else {
                     continue;
-                }
-                let saturated = f.path.links().iter().any(|&l| {
+                };
+                self.rate[i as usize] = level;
+                for &l in f.path.links() {
                     let l = usize::from(l);
-                    self.residual[l] / f64::from(self.crossing[l]) <= level
-                });
-                if f.cap <= level || saturated {
-                    self.rate[i] = level;
-                    self.just[i] = true;
-                }
-            }
-            for i in 0..n {
-                if let (Some(f), true) = (&self.flows[i], self.just[i]) {
-                    self.frozen[i] = true;
-                    for &l in f.path.links() {
-                        let l = usize::from(l);
-                        self.residual[l] = (self.residual[l] - level).max(0.0);
-                    }
+                    self.residual[l] = (self.residual[l] - level).max(0.0);
+                    self.crossing[l] -= 1;
                 }
             }
         }
