@@ -1,6 +1,6 @@
 //! `dynsim`: run, sweep, check and compare Dynamo fault-tolerance scenarios.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use clap::{Parser, Subcommand};
 use dynsim::sweep::{self, Error};
 use indicatif::{ProgressBar, ProgressStyle};
+use models::scenario::limits;
 use reports::{table, ResultRow};
 
 #[derive(Parser)]
@@ -43,11 +44,11 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
         /// Seeds per run (default: each file's `seeds`).
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(limits::SEEDS)))]
         seeds: Option<u32>,
         /// Worker threads (default: all cores; RAYON_NUM_THREADS also works).
-        #[arg(long)]
-        jobs: Option<usize>,
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=4096))]
+        jobs: Option<u16>,
         /// Take the runs an earlier sweep into the same directory finished, by this same
         /// build from the same scenario, instead of running them again.
         #[arg(long)]
@@ -79,8 +80,23 @@ fn main() -> ExitCode {
     }
 }
 
-fn print_tables(rows: &[ResultRow]) {
+/// Writes `text` to standard output. A reader that has gone (`dynsim compare … | head`)
+/// ends the program quietly: every file is written before anything is printed.
+fn say(text: &str) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("dynsim: error: cannot write to standard output: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// One results table per (scenario, deployment), of its first seed.
+fn tables(rows: &[ResultRow]) -> String {
     let mut seen: Vec<(String, String)> = Vec::new();
+    let mut text = String::new();
     for r in rows {
         let key = (r.scenario.clone(), r.deployment.clone());
         if seen.contains(&key) {
@@ -93,17 +109,14 @@ fn print_tables(rows: &[ResultRow]) {
                 x.scenario == r.scenario && x.deployment == r.deployment && x.seed == r.seed
             })
             .collect();
-        println!(
-            "{}",
-            table::render(
-                &format!(
-                    "{} (scenario {}, seed {})",
-                    r.deployment, r.scenario, r.seed
-                ),
-                &mine
-            )
+        let title = format!(
+            "{} (scenario {}, seed {})",
+            r.deployment, r.scenario, r.seed
         );
+        text.push_str(&table::render(&title, &mine));
+        text.push('\n');
     }
+    text
 }
 
 /// What a sweep did: its rows in plan order, and how many of them an earlier sweep had
@@ -127,10 +140,13 @@ fn sweep_to(
         }
     }
     let runs = sweep::plan(&scenarios, seeds);
-    let prints = match out {
-        Some(_) => Some(sweep::Fingerprints::new(sweep::build_id()?, &scenarios)),
-        None => None,
-    };
+    let build = out.and_then(|_| sweep::build_id());
+    if resume && build.is_none() {
+        eprintln!(
+            "dynsim: cannot read this program's executable to fingerprint runs: no run is taken"
+        );
+    }
+    let prints = out.map(|_| sweep::Fingerprints::new(build, &scenarios));
     let bar = if std::io::stderr().is_terminal() {
         let b = ProgressBar::new(runs.len() as u64);
         b.set_style(
@@ -150,7 +166,7 @@ fn sweep_to(
             if !resume {
                 return None;
             }
-            let row = sweep::finished(out, &sweep::run_id(&scenarios, r), prints.of(r))?;
+            let row = sweep::finished(out, &sweep::run_id(&scenarios, r), prints.of(r)?)?;
             reused.fetch_add(1, Ordering::Relaxed);
             bar.inc(1);
             Some(row)
@@ -177,7 +193,7 @@ fn run(cmd: Command) -> Result<(), Error> {
     match cmd {
         Command::Run { file, seed, out } => {
             let swept = sweep_to(&[file], out.as_deref(), Some(1), seed, false)?;
-            print_tables(&swept.rows);
+            say(&tables(&swept.rows));
         }
         Command::Sweep {
             files,
@@ -186,40 +202,43 @@ fn run(cmd: Command) -> Result<(), Error> {
             jobs,
             resume,
         } => {
-            if let Some(j) = jobs {
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(j.max(1))
-                    .build_global()
-                    .ok();
-            }
-            let swept = sweep_to(&files, Some(&out), seeds, None, resume)?;
-            print_tables(&swept.rows);
-            print!(
+            // 0: rayon's default (every core, or RAYON_NUM_THREADS).
+            let threads = jobs.map_or(0, usize::from);
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .map_err(|e| Error::Threads {
+                    threads,
+                    message: e.to_string(),
+                })?;
+            let swept = pool.install(|| sweep_to(&files, Some(&out), seeds, None, resume))?;
+            let mut text = tables(&swept.rows);
+            text.push_str(&format!(
                 "{} runs written to {}",
                 swept.rows.len(),
                 out.join("results.csv").display()
-            );
+            ));
             if resume {
-                print!(" ({} taken from the earlier sweep)", swept.reused);
+                text.push_str(&format!(" ({} taken from the earlier sweep)", swept.reused));
             }
-            println!();
+            text.push('\n');
+            say(&text);
         }
         Command::Check { files } => {
             for f in &files {
                 let s = models::scenario::Scenario::load(f)?;
-                let runs = sweep::plan(std::slice::from_ref(&s), None).len();
-                println!(
-                    "ok: {} ({} deployments × {} failures × {} seeds = {runs} runs)",
+                let (d, fl) = (s.deployments.len() as u64, s.failures.len() as u64);
+                let runs = d * fl * u64::from(s.seeds);
+                say(&format!(
+                    "ok: {} ({d} deployments × {fl} failures × {} seeds = {runs} runs)\n",
                     f.display(),
-                    s.deployments.len(),
-                    s.failures.len(),
                     s.seeds
-                );
+                ));
             }
         }
         Command::Compare { results, reference } => {
             let (_, text) = sweep::compare_files(&results, &reference)?;
-            print!("{text}");
+            say(&text);
         }
     }
     Ok(())

@@ -41,13 +41,13 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
-    /// The running program could not be read to fingerprint its runs.
-    #[error("{path}: cannot read this program to fingerprint its runs: {source}")]
-    Build {
-        /// The executable.
-        path: PathBuf,
+    /// The worker threads could not be started.
+    #[error("cannot start {threads} worker threads: {message}")]
+    Threads {
+        /// How many were asked for.
+        threads: usize,
         /// Why.
-        source: std::io::Error,
+        message: String,
     },
 }
 
@@ -56,7 +56,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Scenario(_) | Error::Input { .. } => 2,
-            Error::Output { .. } | Error::Build { .. } => 1,
+            Error::Output { .. } | Error::Threads { .. } => 1,
         }
     }
 }
@@ -74,12 +74,20 @@ pub struct RunSpec {
     pub seed: u64,
 }
 
-/// Loads and validates every file before anything runs.
+/// Loads and validates every file before anything runs; two files may not name their
+/// scenarios alike (run ids are made of the names).
 pub fn load_all(files: &[PathBuf]) -> Result<Vec<Scenario>, Error> {
-    files
+    let scenarios = files
         .iter()
         .map(|f| Scenario::load(f).map_err(Error::from))
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut seen: BTreeMap<&str, &Path> = BTreeMap::new();
+    for (s, f) in scenarios.iter().zip(files) {
+        if let Some(first) = seen.insert(&s.name, f) {
+            return Err(Scenario::name_taken(f, first, &s.name).into());
+        }
+    }
+    Ok(scenarios)
 }
 
 /// The runs of `scenarios`, in output order; `seeds` overrides each file's seed count.
@@ -114,30 +122,30 @@ pub fn run_id(scenarios: &[Scenario], r: &RunSpec) -> String {
 }
 
 /// This program's identity for fingerprints: a hash of its executable, so a rebuilt
-/// dynsim (another model) never takes an older build's runs as its own.
-pub fn build_id() -> Result<u64, Error> {
-    let path = std::env::current_exe().map_err(|source| Error::Build {
-        path: PathBuf::from("dynsim"),
-        source,
-    })?;
-    let bytes = std::fs::read(&path).map_err(|source| Error::Build {
-        path: path.clone(),
-        source,
-    })?;
+/// dynsim (another model) never takes an older build's runs as its own. `None` when the
+/// executable cannot be read: then no run is ever taken.
+pub fn build_id() -> Option<u64> {
+    let bytes = std::fs::read(std::env::current_exe().ok()?).ok()?;
     let mut h = StableHasher::default();
     h.write(&bytes);
-    Ok(h.finish())
+    Some(h.finish())
 }
 
 /// What each run is made from: the build, its whole scenario (every field as parsed, a
 /// replayed trace's records too) and its deployment, failure and seed.
 pub struct Fingerprints {
+    /// Per scenario; empty when the build is unknown.
     scenarios: Vec<u64>,
 }
 
 impl Fingerprints {
     /// Fingerprints of the runs of `scenarios` made by build `build` ([`build_id`]).
-    pub fn new(build: u64, scenarios: &[Scenario]) -> Fingerprints {
+    pub fn new(build: Option<u64>, scenarios: &[Scenario]) -> Fingerprints {
+        let Some(build) = build else {
+            return Fingerprints {
+                scenarios: Vec::new(),
+            };
+        };
         let scenarios = scenarios
             .iter()
             .map(|s| {
@@ -150,26 +158,26 @@ impl Fingerprints {
         Fingerprints { scenarios }
     }
 
-    /// The fingerprint of run `r`.
-    pub fn of(&self, r: &RunSpec) -> u64 {
+    /// The fingerprint of run `r` (`None` if the build is unknown).
+    pub fn of(&self, r: &RunSpec) -> Option<u64> {
         let mut h = StableHasher::default();
         for x in [
-            self.scenarios[r.scenario],
+            *self.scenarios.get(r.scenario)?,
             r.deployment as u64,
             r.failure as u64,
             r.seed,
         ] {
             h.write(&x.to_le_bytes());
         }
-        h.finish()
+        Some(h.finish())
     }
 }
 
 /// A finished run's marker (`runs/<id>.done.json`).
 #[derive(Serialize, Deserialize)]
 struct Marker<R> {
-    /// [`Fingerprints::of`] the run, in hex.
-    fingerprint: String,
+    /// [`Fingerprints::of`] the run, in hex (none when the build was unknown).
+    fingerprint: Option<String>,
     /// Its results row, every float as computed.
     row: R,
 }
@@ -191,7 +199,7 @@ fn run_files(out: &Path, id: &str) -> [PathBuf; 2] {
 pub fn finished(out: &Path, id: &str, fingerprint: u64) -> Option<ResultRow> {
     let text = std::fs::read_to_string(marker_path(out, id)).ok()?;
     let m: Marker<ResultRow> = serde_json::from_str(&text).ok()?;
-    let ok = m.fingerprint == format!("{fingerprint:016x}")
+    let ok = m.fingerprint == Some(format!("{fingerprint:016x}"))
         && m.row.id() == id
         && run_files(out, id).iter().all(|p| p.is_file());
     ok.then_some(m.row)
@@ -260,7 +268,7 @@ pub fn write_run(
     out: &Path,
     row: &ResultRow,
     run: &RunOutput,
-    fingerprint: u64,
+    fingerprint: Option<u64>,
 ) -> Result<(), Error> {
     let id = row.id();
     let marker = marker_path(out, &id);
@@ -277,7 +285,7 @@ pub fn write_run(
     write(&attempts, &results::attempts_csv(&run.log))?;
     write(&runs, &results::results_csv(std::slice::from_ref(row)))?;
     let m = Marker {
-        fingerprint: format!("{fingerprint:016x}"),
+        fingerprint: fingerprint.map(|f| format!("{f:016x}")),
         row,
     };
     write(

@@ -204,3 +204,107 @@ fn a_node_smaller_than_a_tp_group_is_rejected() {
         ],
     );
 }
+
+#[test]
+fn values_past_the_simulators_ranges_are_refused() {
+    // Each would otherwise run as something else: a NaN weight panics the router, a path in
+    // a name writes outside the output, 65,537 clients wrap to one, a prompt near 2^32
+    // tokens wraps the engine's capacity check and hangs, seeds wrap to 0, a huge index
+    // wraps past the check and hits nothing, a fault after the cut-off never happens.
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "nan_weight_trace.ron",
+            &[
+                "nan_weight_trace.ron:7:16:",
+                "`policies.kv_overlap_weight`",
+                "finite",
+            ],
+        ),
+        ("path_name.ron", &["path_name.ron:3:5:", "`name`", "ASCII"]),
+        (
+            "too_many_clients.ron",
+            &["too_many_clients.ron:6:", "`load.clients`", "1 to 60000"],
+        ),
+        (
+            "huge_prompt.ron",
+            &[
+                "huge_prompt.ron:6:",
+                "`load.input_tokens`",
+                "at most 10000000",
+            ],
+        ),
+        (
+            "seed_overflow.ron",
+            &["seed_overflow.ron:5:5:", "`seed`", "64 bits"],
+        ),
+        (
+            "index_overflow.ron",
+            &["index_overflow.ron:9:", "`failures[1].index`", "below 1"],
+        ),
+        (
+            "fault_after_end.ron",
+            &[
+                "fault_after_end.ron:8:",
+                "`failures[0].at_s`",
+                "`max_sim_s` is 600 s",
+            ],
+        ),
+    ];
+    for (file, needles) in cases {
+        assert_rejected(file, needles);
+    }
+}
+
+#[test]
+fn two_files_of_one_scenario_name_are_rejected_before_anything_runs() {
+    // Their runs would write the same files (one file listed twice, or an edited copy).
+    let good = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/ft-agg-k8s-a100.ron");
+    let good = good.to_str().unwrap();
+    let out = std::env::temp_dir().join(format!("dynsim-twice-{}", std::process::id()));
+    let (code, _, err) = dynsim(&["sweep", good, good, "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("ft-agg-k8s-a100.ron:"), "{err}");
+    assert!(err.contains("field `name`"), "{err}");
+    assert!(err.contains("is `ft-agg-k8s-a100` too"), "{err}");
+    assert!(!out.exists(), "nothing is written");
+}
+
+#[test]
+fn impossible_sweep_options_are_usage_errors() {
+    let good = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/ft-agg-k8s-a100.ron");
+    let out = std::env::temp_dir().join(format!("dynsim-opts-{}", std::process::id()));
+    for args in [["--seeds", "0"], ["--seeds", "4294967295"], ["--jobs", "0"]] {
+        let (code, _, err) = dynsim(&[
+            "sweep",
+            good.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            args[0],
+            args[1],
+        ]);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(args[0]), "{args:?}: {err}");
+        assert!(!out.exists(), "{args:?}: nothing is written");
+    }
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_the_program_quietly() {
+    // `dynsim compare … | head -1`: the pipe closes before the table is printed.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dynsim"))
+        .args([
+            "check",
+            root.join("scenarios/ft-agg-k8s-a100.ron").to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {err}", out.status);
+    assert!(err.is_empty(), "{err}");
+}

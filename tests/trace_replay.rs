@@ -49,3 +49,18 @@ fn the_example_trace_replays_every_request() {
     let hit = out.metrics.prefix_hit_rate.unwrap();
     assert!(hit > 0.2, "shared blocks hit the prefix cache: {hit}");
 }
+
+#[test]
+fn a_fault_after_a_number_of_requests_fires_on_a_replayed_trace() {
+    // The open-loop source reports finished requests to the runner as the suite's clients
+    // do: the fault comes after the 100th, and there is an after-the-fault half.
+    let s = shipped::scenario("trace-replay.ron");
+    let mut f = shipped::failure(&s, FailureKind::DecodeWorkerPod);
+    f.at_s = None;
+    f.after_requests = Some(100);
+    let out = models::cluster::run(&s, &s.deployments[0], &f, s.seed);
+    let fault = out.log.fault_logged.expect("the fault was injected");
+    let finished_before = out.log.attempts.iter().filter(|a| a.end <= fault).count();
+    assert_eq!(finished_before, 100, "injected as the 100th request ended");
+    assert!(out.metrics.success_after.is_some_and(|n| n > 0));
+}

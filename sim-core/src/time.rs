@@ -57,10 +57,12 @@ impl SimDuration {
     pub const fn from_secs(s: u64) -> Self {
         SimDuration(s * NANOS_PER_SEC)
     }
-    /// A span from (non-negative, finite) seconds, rounded to the nearest nanosecond.
-    /// Negative or non-finite input gives zero; callers validate user input before this.
+    /// A span from seconds, rounded to the nearest nanosecond. Zero, negative and NaN input
+    /// gives zero; a span beyond the clock (+infinity among them, e.g. one over a rate that
+    /// is nearly zero) saturates to the longest one, "never".
     pub fn from_secs_f64(s: f64) -> Self {
-        if s.is_finite() && s > 0.0 {
+        if s > 0.0 {
+            // `as` saturates: anything past u64::MAX ns is u64::MAX.
             SimDuration((s * NANOS_PER_SEC as f64).round() as u64)
         } else {
             SimDuration(0)
@@ -136,6 +138,12 @@ mod tests {
         assert_eq!(SimDuration::from_secs_f64(1.5).as_nanos(), 1_500_000_000);
         assert_eq!(SimDuration::from_secs_f64(-1.0), SimDuration::ZERO);
         assert_eq!(SimDuration::from_secs_f64(f64::NAN), SimDuration::ZERO);
+        // Beyond the clock, +infinity among it: the longest span ("never"), not zero.
+        assert_eq!(SimDuration::from_secs_f64(1e300).as_nanos(), u64::MAX);
+        assert_eq!(
+            SimDuration::from_secs_f64(1.0 / 1e-310).as_nanos(),
+            u64::MAX
+        );
         let t = SimTime::ZERO + SimDuration::from_millis(3);
         assert_eq!((t - SimTime::ZERO).as_nanos(), 3_000_000);
         assert_eq!(SimTime::MAX + SimDuration::from_secs(1), SimTime::MAX);

@@ -32,15 +32,19 @@ pub struct OpenLoop {
     inflight: Vec<(u64, EventKey)>,
     listed: Vec<(u16, u32)>,
     done: bool,
+    /// Whether the runner counts finished requests (for `after_requests` triggers).
+    report_requests: bool,
 }
 
 impl OpenLoop {
-    /// A source replaying `trace` at `speedup`.
+    /// A source replaying `trace` at `speedup`; `report_requests` tells the runner of each
+    /// finished request.
     pub fn new(
         trace: Arc<TraceData>,
         speedup: f64,
         timeout: SimDuration,
         instant_fail: SimDuration,
+        report_requests: bool,
     ) -> Self {
         OpenLoop {
             trace,
@@ -53,6 +57,7 @@ impl OpenLoop {
             inflight: Vec::new(),
             listed: Vec::new(),
             done: false,
+            report_requests,
         }
     }
 
@@ -160,6 +165,9 @@ impl OpenLoop {
         ctx.cancel(timeout);
         log.close_attempt(attempt, ctx.now(), outcome);
         log.attempts[attempt as usize].logged = ctx.now();
+        if self.report_requests {
+            ctx.schedule_now(Event::Runner(RunnerEvent::RequestDone));
+        }
         self.maybe_done(ctx);
     }
 }

@@ -434,7 +434,13 @@ pub fn run_with(
         }
         Load::Trace(t) => {
             let timeout = SimDuration::from_secs_f64(t.timeout_s);
-            let source = OpenLoop::new(t.data.clone(), t.speedup, timeout, profile.harness.refused);
+            let source = OpenLoop::new(
+                t.data.clone(),
+                t.speedup,
+                timeout,
+                profile.harness.refused,
+                failure.after_requests.is_some(),
+            );
             (Vec::new(), Some(source), 1)
         }
     };

@@ -598,7 +598,54 @@ pub struct Scenario {
     pub max_sim_s: f64,
 }
 
+/// Bounds that keep a run's counts inside the simulator's index types (pods, workers and
+/// clients are `u16` slots; `u16::MAX` is the open-loop source) and its sums and clock from
+/// overflowing — far above any deployment or study a scenario describes.
+pub mod limits {
+    /// Replicas of one pool: frontends, decode or prefill workers, routers, processors.
+    pub const POOL: u32 = 10_000;
+    /// GPUs per worker (TP) and per node.
+    pub const GPUS: u32 = 1_024;
+    /// Harness clients.
+    pub const CLIENTS: u32 = 60_000;
+    /// Tokens of one prompt or one answer (the two sum within `u32`).
+    pub const TOKENS: u32 = 10_000_000;
+    /// Seeds of one file (and of `sweep --seeds`).
+    pub const SEEDS: u32 = 1_000_000;
+    /// Simulated seconds of one run (the nanosecond clock holds ~584 years).
+    pub const SIM_S: f64 = 1e9;
+}
+
+/// Whether `name` can name files and CSV cells: ASCII letters, digits, `-`, `_`, `.` and
+/// `+`, starting with a letter or digit, at most 100 characters.
+pub fn is_file_name(name: &str) -> bool {
+    name.len() <= 100
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '+'))
+}
+
 impl Scenario {
+    /// The error for the file at `path` when an earlier file of the same sweep (`first`,
+    /// perhaps the same file listed twice) names its scenario `name` too: their runs would
+    /// write the same files and rows.
+    pub fn name_taken(path: &Path, first: &Path, name: &str) -> ScenarioError {
+        let src = std::fs::read_to_string(path).unwrap_or_default();
+        let (line, col) = locate::locate(&src, &[Seg::Key("name")]);
+        ScenarioError::Invalid {
+            path: path.to_owned(),
+            line,
+            col,
+            field: "name".into(),
+            expected: format!(
+                "a scenario name no other file of the sweep has: `{}` is `{name}` too, and \
+                 their runs would write the same files",
+                first.display()
+            ),
+        }
+    }
+
     /// The scenario's profile: the built-in one named, with its overrides applied.
     pub fn profile(&self) -> Option<crate::profile::Profile> {
         crate::profile::Profile::builtin(&self.profile).map(|p| self.profile_overrides.apply(p))
@@ -719,11 +766,29 @@ impl Scenario {
                 );
             }
         }
-        if self.seeds == 0 {
-            return err(&[Key("seeds")], "at least 1 seed");
+        const NAME: &str = "a name of ASCII letters, digits, `-`, `_`, `.` or `+`, starting \
+                            with a letter or digit, at most 100 characters (it names files \
+                            and CSV cells)";
+        if !is_file_name(&self.name) {
+            return err(&[Key("name")], NAME);
         }
-        if !positive(self.max_sim_s) {
-            return err(&[Key("max_sim_s")], "a positive number of seconds");
+        if self.seeds == 0 || self.seeds > limits::SEEDS {
+            return err(&[Key("seeds")], &format!("1 to {} seeds", limits::SEEDS));
+        }
+        if self.seed.checked_add(u64::from(self.seeds - 1)).is_none() {
+            return err(
+                &[Key("seed")],
+                "a first seed whose `seeds` successors fit in 64 bits",
+            );
+        }
+        if !(self.max_sim_s.is_finite()
+            && self.max_sim_s >= 1e-3
+            && self.max_sim_s <= limits::SIM_S)
+        {
+            return err(
+                &[Key("max_sim_s")],
+                &format!("1e-3 to {:e} seconds", limits::SIM_S),
+            );
         }
         if let Some(sla) = self.sla_s {
             if !positive(sla) {
@@ -741,6 +806,24 @@ impl Scenario {
         }
         for (i, d) in self.deployments.iter().enumerate() {
             let at = |f: &'static str| [Key("deployments"), Index(i), Key(f)];
+            if d.name.as_deref().is_some_and(|n| !is_file_name(n)) {
+                return err(&at("name"), NAME);
+            }
+            let counts = [
+                ("tp", Some(d.tp), limits::GPUS),
+                ("prefill_tp", d.prefill_tp, limits::GPUS),
+                ("gpus_per_node", d.gpus_per_node, limits::GPUS),
+                ("dp", Some(d.dp), limits::POOL),
+                ("prefill_dp", d.prefill_dp, limits::POOL),
+                ("frontends", d.frontends, limits::POOL),
+                ("routers", Some(d.routers), limits::POOL),
+                ("processors", Some(d.processors), limits::POOL),
+            ];
+            for (field, value, most) in counts {
+                if value.is_some_and(|v| v > most) {
+                    return err(&at(field), &format!("at most {most}"));
+                }
+            }
             if d.tp == 0 {
                 return err(&at("tp"), "at least 1 GPU per worker");
             }
@@ -805,6 +888,18 @@ impl Scenario {
                 );
             }
         }
+        if !non_negative(self.policies.kv_overlap_weight) {
+            return err(
+                &[Key("policies"), Key("kv_overlap_weight")],
+                "a finite, non-negative weight",
+            );
+        }
+        if !non_negative(self.policies.kv_temperature) {
+            return err(
+                &[Key("policies"), Key("kv_temperature")],
+                "a finite, non-negative temperature",
+            );
+        }
         let at = |f: &'static str| [Key("load"), Key(f)];
         match &self.load {
             Load::Trace(t) => {
@@ -819,8 +914,16 @@ impl Scenario {
                 }
             }
             Load::Harness(h) => {
-                if h.clients == 0 {
-                    return err(&at("clients"), "at least 1 client");
+                if h.clients == 0 || h.clients > limits::CLIENTS {
+                    return err(&at("clients"), &format!("1 to {} clients", limits::CLIENTS));
+                }
+                for (field, value) in [
+                    ("input_tokens", h.input_tokens),
+                    ("output_tokens", h.output_tokens),
+                ] {
+                    if value > limits::TOKENS {
+                        return err(&at(field), &format!("at most {} tokens", limits::TOKENS));
+                    }
                 }
                 if h.requests_per_client == 0 {
                     return err(&at("requests_per_client"), "at least 1 request");
@@ -852,18 +955,6 @@ impl Scenario {
                         "at least 1 prefix group when `prefix_tokens` > 0",
                     );
                 }
-                if !non_negative(self.policies.kv_overlap_weight) {
-                    return err(
-                        &[Key("policies"), Key("kv_overlap_weight")],
-                        "a non-negative weight",
-                    );
-                }
-                if !non_negative(self.policies.kv_temperature) {
-                    return err(
-                        &[Key("policies"), Key("kv_temperature")],
-                        "a non-negative temperature",
-                    );
-                }
                 if !non_negative(h.retry_sleep_s) {
                     return err(&at("retry_sleep_s"), "a non-negative number of seconds");
                 }
@@ -880,6 +971,15 @@ impl Scenario {
             if let Some(s) = f.at_s {
                 if !non_negative(s) {
                     return err(&at("at_s"), "a non-negative number of seconds");
+                }
+                if s > self.max_sim_s {
+                    return err(
+                        &at("at_s"),
+                        &format!(
+                            "a time within the run (`max_sim_s` is {} s): this fault would never happen",
+                            self.max_sim_s
+                        ),
+                    );
                 }
             }
             if f.count == 0 {
@@ -937,7 +1037,15 @@ impl Scenario {
                         )
                     }
                 };
-                if f.index + f.count > replicas {
+                if f.index >= replicas {
+                    return err(
+                        &at("index"),
+                        &format!(
+                            "a replica index below {replicas}: `{name}` (deployments[{j}]) has {replicas} {role:?} replica(s)"
+                        ),
+                    );
+                }
+                if u64::from(f.index) + u64::from(f.count) > u64::from(replicas) {
                     return err(
                         &at("count"),
                         &format!(

@@ -77,10 +77,14 @@ pub fn read(path: &Path, block_tokens: u32) -> Result<TraceData, TraceError> {
                 "field `timestamp`: expected timestamps in non-decreasing order".into(),
             ));
         }
-        if l.input_length == 0 || l.output_length == 0 {
+        let most = super::limits::TOKENS;
+        if [l.input_length, l.output_length]
+            .iter()
+            .any(|&x| x == 0 || x > most)
+        {
             return Err(e(
                 n,
-                "fields `input_length`, `output_length`: expected at least 1 token".into(),
+                format!("fields `input_length`, `output_length`: expected 1 to {most} tokens"),
             ));
         }
         if (l.hash_ids.len() as u64) * u64::from(block_tokens)
