@@ -1,10 +1,14 @@
 //! Parameter profiles: one per hardware/deployment kind, shared by every fault row.
 //!
 //! Each default names its source: `model-facts.md` (§ numbers) and the Dynamo / Kubernetes
-//! source files read for it. Nothing here is tuned per table row. Three values of the
-//! disaggregated path are *fitted once*, each to a regime many rows share (the KV read and
-//! hand-off to the latencies with one or two decode and prefill workers, the connection set-up
-//! to the first 30 s of every disaggregated row), and used unchanged by every row; they say so.
+//! source files read for it. Nothing here is tuned per table row. The values no source gives
+//! are either *fitted once*, each to a regime many rows share, and used unchanged by every
+//! row — the engine's per-step overhead (the baseline latency), the client's pod list and
+//! refresh (the requests before the fault, dp-1 against dp-2), the API's read point (the
+//! clients lost in `frontend_pod` runs), the port-forward tunnel (the failure rate while no
+//! worker serves), the KV read rate and hand-off (the disaggregated latencies), the NIXL
+//! connection set-up (the first 30 s of the disaggregated rows) — or *estimates* of short
+//! steps that only shift a time by their length. Each says which.
 
 use serde::Deserialize;
 use sim_core::SimDuration;
@@ -18,7 +22,8 @@ pub struct ProbeSpec {
     pub initial_delay: SimDuration,
     /// `periodSeconds` [ns].
     pub period: SimDuration,
-    /// Time from probe start to its result reaching the pod status [ns].
+    /// Time from probe start to its result reaching the pod status. Estimate: an exec'd
+    /// `curl | jq` (frontend) or an HTTP GET (worker) inside the pod [ns].
     pub latency: SimDuration,
 }
 
@@ -27,6 +32,7 @@ pub struct ProbeSpec {
 pub struct KubeProfile {
     /// Frontend readiness probe: exec `curl /health | jq .status=="healthy"`, 60 s initial delay,
     /// 60 s period (operator `component_frontend.go`, 0.4–0.6 era; later releases use 10/10).
+    /// `model-facts.md` §3's period 10 s is Kubernetes' default, for probes that set none.
     pub frontend_readiness: ProbeSpec,
     /// Worker readiness: `/health` every 10 s, no initial delay; a startup probe on `/live`
     /// every 10 s gates it (operator `component_worker.go`, mid-2025).
@@ -41,8 +47,10 @@ pub struct KubeProfile {
     /// From a container's exit to the pod showing NotReady: PLEG relists every 1 s (kubelet
     /// `genericPlegRelistPeriod`) plus the status update [ns].
     pub exit_to_not_ready: SimDuration,
-    /// First restart of a crashed container: immediate; then 10 s doubling to 300 s
-    /// (kubelet `doBackOff`, `model-facts.md` §3) [ns].
+    /// Back-off before restarting a crashed container again: 10 s doubling to 300 s
+    /// (`model-facts.md` §3). The first restart has none: kubelet `doBackOff` finds no
+    /// back-off entry for the container yet and only starts one, as the `frontend` rows'
+    /// recovery (the process back ~3.4–4.4 s after the kill) shows [ns].
     pub restart_backoff: SimDuration,
     /// Back-off cap [ns].
     pub restart_backoff_cap: SimDuration,
@@ -50,7 +58,9 @@ pub struct KubeProfile {
     /// `minimumGracePeriodInSeconds` = 2) [ns].
     pub force_delete_grace: SimDuration,
     /// A replacement pod: ReplicaSet reaction + scheduling + sandbox and container creation
-    /// with the image cached (recovery of `*_pod` rows is 2–4 s above the process rows) [ns].
+    /// with the image cached. Estimate: the `frontend_pod` rows recover 0.9–2.0 s later than
+    /// the `frontend` rows (5.2–5.5 s against 3.4–4.4 s, the pod's log collection before the
+    /// delete included); the worker pod rows lie within the worker rows' own spread [ns].
     pub pod_create: SimDuration,
     /// The last part of a pod's creation: from the kubelet's `SyncPod` registering the pod's
     /// probe workers (`probeManager.AddPod`, called just before `containerRuntime.SyncPod`) to
@@ -60,13 +70,14 @@ pub struct KubeProfile {
     pub sandbox_start_min: SimDuration,
     /// Upper end of the sandbox start [ns].
     pub sandbox_start_max: SimDuration,
-    /// Container start for a restart in the same pod [ns].
+    /// Container start for a restart in the same pod (create and start, image present).
+    /// Estimate [ns].
     pub container_restart: SimDuration,
     /// First pod creation at deployment start, up to the kubelet's `SyncPod` registering the
     /// pod — its probe workers start then (`probeManager.AddPod` comes before
     /// `containerRuntime.SyncPod`, which creates the sandbox and pulls the image): the
     /// operator's reconcile, the ReplicaSet, the scheduler. The suite's startup rows cluster
-    /// at 181–182 s (20 of 30): the frontend's probe ticker (60 s period, the first tick after
+    /// at 181–182 s (21 of 30): the frontend's probe ticker (60 s period, the first tick after
     /// the workers register passes) started about 1 s after the deployment was applied [ns].
     pub first_pod_register: SimDuration,
     /// First pod creation at deployment start, up to the container running: registration,
@@ -79,14 +90,16 @@ pub struct KubeProfile {
 /// Process start-up and shutdown times.
 #[derive(Clone, Debug)]
 pub struct ProcessProfile {
-    /// Frontend process: from container start to "added model" once a worker is registered
-    /// (recovery of the `frontend` rows: 3.4–4.4 s) [ns].
+    /// Frontend process: from container start to "added model" once a worker is registered.
+    /// With the kill's `kubectl exec` (0.8 s), the exit (0.3 s), PLEG's notice (≤ 1 s) and the
+    /// restart (0.5 s) it gives the ~4.1 s mean of the `frontend` rows' recovery (3.4–4.4 s)
+    /// [ns].
     pub frontend_start: SimDuration,
     /// Worker (`dynamo.vllm`) from container start to "has been initialized" and serving:
     /// import, model load, engine init and CUDA graphs (recovery of the worker rows:
-    /// 152–156 s) [ns]; drawn normal with `worker_start_sd`.
+    /// 152.5–157.5 s, and one run of 174 s) [ns]; drawn normal with `worker_start_sd`.
     pub worker_start: SimDuration,
-    /// Standard deviation of the worker start [ns].
+    /// Standard deviation of the worker start: the spread of those rows [ns].
     pub worker_start_sd: SimDuration,
     /// Whether SIGTERM reaches the component processes. In the suite's deployment YAMLs each
     /// component runs as `args: "python3 -m dynamo.<component> ... | tee /tmp/vllm.log"`,
@@ -95,7 +108,7 @@ pub struct ProcessProfile {
     /// keep running until the kubelet's SIGKILL. `false` here.
     pub sigterm_reaches_process: bool,
     /// Frontend exit after SIGINT (no signal handler before Dynamo PR #3481: Python's
-    /// KeyboardInterrupt ends it promptly) [ns].
+    /// KeyboardInterrupt ends it promptly). Estimate [ns].
     pub frontend_sigint_exit: SimDuration,
     /// Runtime shutdown to process exit after SIGTERM or a detected engine death: lease
     /// revoke, endpoint stop, engine clean-up. No published figure; an estimate that only
@@ -112,9 +125,11 @@ pub struct ProcessProfile {
     /// (`server/lease/lessor.go` `runLoop`, etcd 3.4–3.6): a crashed holder's key vanishes at
     /// the first check after its lease ran out [ns].
     pub lease_check: SimDuration,
-    /// Watch event delivery from etcd to a frontend [ns].
+    /// Watch event delivery from etcd to a frontend. Estimate: one message over the
+    /// cluster network [ns].
     pub watch_delay: SimDuration,
-    /// KV event delivery from an engine to the routers over the event plane (NATS) [ns].
+    /// KV event delivery from an engine to the routers over the event plane (NATS).
+    /// Estimate, as `watch_delay` [ns].
     pub kv_event_delay: SimDuration,
 }
 
@@ -122,19 +137,27 @@ pub struct ProcessProfile {
 #[derive(Clone, Debug)]
 pub struct HarnessProfile {
     /// From `Process.start()` to the client's first pod list: spawn, imports, Kubernetes
-    /// client set-up [ns].
+    /// client set-up. Estimate; with `pod_list`, `pod_get` and the port-forward it sets how
+    /// many requests end before the fault (the tables' ~80–150) [ns].
     pub client_start: SimDuration,
-    /// Spread of client start (uniform ± this) [ns].
+    /// Spread of client start (uniform ± this). Estimate [ns].
     pub client_start_spread: SimDuration,
-    /// One kr8s pod list call from the client, made before every request [ns].
+    /// One kr8s pod list call from the client, made before every request. Fitted once, with
+    /// `pod_get`, to the requests before the fault with one frontend (dp-1) and two (dp-2,
+    /// one refresh more per request): 0.62 s and 0.10 s. Today's model gives dp-2 ~6 % more
+    /// of them than measured; moving 0.115 s from the list to the refresh fits all four
+    /// deployments but doubles the window of `api_read_fraction` and with it the lost
+    /// clients, so the split stays as fitted [ns].
     pub pod_list: SimDuration,
-    /// One kr8s `pod.ready()` refresh (a GET per listed pod, before every request) [ns].
+    /// One kr8s `pod.ready()` refresh (a GET per listed pod, before every request); fitted
+    /// with `pod_list` [ns].
     pub pod_get: SimDuration,
     /// Where within an API call the server reads the state, as a fraction of the call's
     /// client-side duration. It sets the window in which a pod deleted between the list and
     /// its refresh kills a client. Not measured: 1.0 (the read at the end of each call, so
-    /// the window is the refresh, ~0.1 s) gives ~0.5 lost clients per single-frontend
-    /// `frontend_pod` run, as the four published runs show (two clients lost in 40).
+    /// the window is the refresh, ~0.1 s) gives ~0.5 lost clients per `frontend_pod` run, as
+    /// the four published `frontend_pod` runs show (two clients lost in 40: both in one
+    /// single-frontend run).
     pub api_read_fraction: f64,
     /// Opening a port-forward: 0.5 s sleep then a checked HEAD request
     /// (`managed_deployment.py` `port_forward`) [ns].
@@ -149,17 +172,18 @@ pub struct HarnessProfile {
     /// answer and the 1 s sleep), where an answer in 20 ms gave 88 per client — with the
     /// engine's per-step overhead refitted so that answered requests keep their latency [ns].
     pub tunnel: SimDuration,
-    /// A response's way back to the client through the open tunnel [ns].
+    /// A response's way back to the client through the open tunnel. Estimate [ns].
     pub request_overhead: SimDuration,
-    /// An error answer's way back through the open tunnel (404/500 from the frontend) [ns].
+    /// An error answer's way back through the open tunnel (404/500 from the frontend).
+    /// Estimate [ns].
     pub error_answer: SimDuration,
     /// A request to `localhost:0` (no Ready frontend pod, so no forward): refused by the local
-    /// kernel, raised by `requests` [ns].
+    /// kernel, raised by `requests`. Estimate [ns].
     pub refused: SimDuration,
     /// Delay from the "Injecting failure" log line to the fault taking effect: `ps` and `kill`
-    /// through `kubectl exec` for process kills, log collection then delete for pods [ns].
+    /// through `kubectl exec` for process kills (two exec round trips). Estimate [ns].
     pub exec_kill_delay: SimDuration,
-    /// As `exec_kill_delay`, for pod deletion (logs are saved first) [ns].
+    /// As `exec_kill_delay`, for pod deletion: the pod's logs are saved first. Estimate [ns].
     pub delete_delay: SimDuration,
     /// The test polls the DynamoGraphDeployment for readiness every second
     /// (`managed_deployment.py` `_wait_for_ready`, sleep 1) [ns].
@@ -219,7 +243,9 @@ pub struct DisaggProfile {
     pub prefill_death_kills_reader: bool,
 }
 
-/// Engine limits (vLLM / Dynamo mocker defaults, `model-facts.md` §2).
+/// Engine limits: the Dynamo mocker's defaults (`model-facts.md` §2), which the vLLM engine
+/// model uses too. Its 64-token block is the mocker's; vLLM's default is 16, which the KV
+/// read's descriptor count (`DisaggProfile::kv_bandwidth`) uses.
 #[derive(Clone, Debug)]
 pub struct EngineLimits {
     /// KV cache blocks per worker (16,384).
@@ -393,9 +419,11 @@ pub struct Overrides {
 
 impl Overrides {
     /// Every field as (name, value, least valid value), in declaration order. Below its
-    /// least value a field would round to nothing: rates and the worker start stay at least
-    /// 0.001 (a link that never moves a byte), the probe period and the lease TTL at least
-    /// 1 s (`periodSeconds` and etcd lease TTLs are whole seconds); the others may be 0.
+    /// least value a field would round to nothing: rates, the worker start and the lease
+    /// keep-alive stay at least 0.001 (a link that never moves a byte, a keep-alive loop that
+    /// never waits), the probe period and the lease TTL at least 1 s (`periodSeconds` and etcd
+    /// lease TTLs are whole seconds); the hand-off, the connection set-up, the step overhead
+    /// and the probe delay may be 0.
     fn fields(&self) -> [(&'static str, Option<f64>, f64); 10] {
         [
             ("nic_gbit_s", self.nic_gbit_s, 0.001),

@@ -98,8 +98,11 @@ impl Roofline {
     /// GPU memory bandwidth × achievable fraction and BF16 peak × MFU for a GPU kind
     /// (public datasheets: A100-80GB SXM 2.039 TB/s, 312 TFLOP/s; H100 SXM 3.35 TB/s,
     /// 989 TFLOP/s; L40S 0.864 TB/s, 362 TFLOP/s). 80 % of bandwidth and 50 % MFU are
-    /// typical measured fractions; with them an 8B BF16 model gives the decode floors and
-    /// prefill rates of `model-facts.md` §2 (A100 ≈ 10 ms, H100 ≈ 6 ms, L40S ≈ 23 ms).
+    /// typical measured fractions (estimates). With them an 8B BF16 model gets the decode
+    /// floors of `model-facts.md` §2 (A100 ≈ 10 ms, H100 ≈ 6 ms, L40S ≈ 23 ms) and L40S's
+    /// prefill rate (11k tok/s, §2: 8–12k), but A100's and H100's prefill rates come out at
+    /// 9.8k and 31k tok/s, below §2's ≈ 15k and ≈ 50k: 50 % MFU is low for large prefill
+    /// batches. The A100 profile's small model is host-bound, so its rows do not test this.
     pub fn gpu(kind: Gpu) -> (f64, f64) {
         let (bw, peak) = match kind {
             Gpu::A100 => (2.039e12, 312e12),

@@ -84,7 +84,7 @@ pub enum Mode {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename = "Deployment")]
 pub struct DeploymentSpec {
-    /// Name in the tables; derived as `agg-tp-{tp}-dp-{dp}` when absent.
+    /// Name in the tables; derived as `{mode}-tp-{tp}-dp-{dp}` when absent.
     #[serde(default)]
     pub name: Option<String>,
     /// Serving backend.
@@ -213,7 +213,8 @@ pub struct HarnessLoad {
     /// Characters of content a success needs (§1: 100).
     #[serde(default = "hundred")]
     pub min_content_chars: u32,
-    /// Whether the parser makes a row per attempt (later clients) or per request (the tables').
+    /// How the parser makes rows: one per attempt, the only mode (with the suite's one
+    /// attempt per request that is one per request, as in the tables).
     #[serde(default)]
     pub rows: RowMode,
     /// Shared-prefix workload: number of prefix groups (each request draws one uniformly);
