@@ -140,6 +140,9 @@ fn sweep_to(
         }
     }
     let runs = sweep::plan(&scenarios, seeds);
+    if let Some(out) = out {
+        sweep::remove_leftovers(out)?;
+    }
     let build = out.and_then(|_| sweep::build_id());
     if resume && build.is_none() {
         eprintln!(

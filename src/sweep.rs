@@ -193,6 +193,15 @@ fn run_files(out: &Path, id: &str) -> [PathBuf; 2] {
     ]
 }
 
+/// Removes what a stopped sweep's unfinished writes left in `out` (temporaries beside
+/// `results.csv`, `summary.json` and the run files), before a sweep writes there again.
+pub fn remove_leftovers(out: &Path) -> Result<(), Error> {
+    for dir in [out.to_path_buf(), out.join("runs"), out.join("attempts")] {
+        reports::remove_leftovers(&dir).map_err(|source| Error::Output { path: dir, source })?;
+    }
+    Ok(())
+}
+
 /// The row of run `id` as an earlier sweep into `out` finished it, if its marker holds
 /// `fingerprint` and its files are there; anything else (no marker, another fingerprint, a
 /// damaged marker, a missing file) is `None`: the run is done again.

@@ -119,6 +119,9 @@ fn a_resumed_sweep_redoes_only_unfinished_runs_and_writes_the_same_bytes() {
         id("agg-tp-1-dp-2", "vllm_decode_engine_core", 1)
     )))
     .unwrap();
+    // And the temporary of a write it did not finish.
+    let half = format!(".{}.csv.tmp.4242", id("agg-tp-1-dp-2", "frontend", 1));
+    std::fs::write(runs.join(half), "scenario,deploy").unwrap();
     let resumed = sweep(&agg(), "1", &out, &["--resume"]);
     assert_eq!(taken(&resumed), 24 - 6, "{resumed}");
     let again = files(&out);

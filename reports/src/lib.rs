@@ -12,5 +12,5 @@ pub mod results;
 pub mod stats;
 pub mod table;
 
-pub use atomic::write_atomic;
+pub use atomic::{remove_leftovers, write_atomic};
 pub use results::{ResultRow, COLUMNS};
