@@ -58,8 +58,13 @@ fn sweep_writes_results_and_compare_reads_them() {
         text.contains("18 reference rows not in the results"),
         "{text}"
     );
-    // One line per compared cell: 12 rows × 8 columns, plus header and three summary lines.
-    assert_eq!(text.lines().count(), 1 + 12 * 8 + 3, "{text}");
+    // One line per compared cell: 12 rows × 8 columns after a header; a header and a line per
+    // row of the seeds that meet it alone; four summary lines.
+    assert_eq!(text.lines().count(), 1 + 12 * 8 + 1 + 12 + 4, "{text}");
+    assert!(
+        text.contains("reference rows met by one simulated run, on average over the seeds"),
+        "{text}"
+    );
     std::fs::remove_dir_all(out).unwrap();
 }
 

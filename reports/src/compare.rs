@@ -106,6 +106,10 @@ pub struct Comparison {
     pub cells: Vec<Cell>,
     /// Reference rows (deployment, failure) and whether every cell of each is within tolerance.
     pub rows: Vec<(String, String, bool)>,
+    /// Per reference row (as `rows`): of its seeds, how many have every cell of their own
+    /// run within tolerance of the held-to values — how often one simulated run meets the one
+    /// measured run — and how many seeds there are.
+    pub seeds_within: Vec<(usize, usize)>,
     /// Reference rows the results do not cover (not simulated), left out of the count.
     pub not_simulated: Vec<(String, String)>,
 }
@@ -114,6 +118,15 @@ impl Comparison {
     /// Rows within tolerance.
     pub fn rows_ok(&self) -> usize {
         self.rows.iter().filter(|r| r.2).count()
+    }
+
+    /// The mean over rows of the share of seeds whose own run meets the row: the rows one
+    /// simulated run can be expected to meet.
+    pub fn rows_single_run(&self) -> f64 {
+        self.seeds_within
+            .iter()
+            .map(|&(k, n)| if n == 0 { 0.0 } else { k as f64 / n as f64 })
+            .sum()
     }
 
     /// Rows whose every cell is within tolerance or has its held-to value inside the per-seed
@@ -139,6 +152,16 @@ fn tolerance(column: &str, target: f64) -> f64 {
     }
 }
 
+/// Whether a value (a mean or one seed's) meets `target` within `tol`: both N/A, or both
+/// present and close.
+fn meets(value: Option<f64>, target: Option<f64>, tol: f64) -> bool {
+    match (target, value) {
+        (Some(t), Some(v)) => (v - t).abs() <= tol + 1e-9,
+        (None, None) => true,
+        _ => false,
+    }
+}
+
 /// Compares the per-seed values `sim[(deployment, failure)][column]` (their mean, and their
 /// range) with `reference`.
 pub fn compare(sim: &Seeds, reference: &[RefRow]) -> Comparison {
@@ -157,6 +180,8 @@ pub fn compare(sim: &Seeds, reference: &[RefRow]) -> Comparison {
             out.not_simulated.push(key);
             continue;
         };
+        let n_seeds = simrow.values().map(Vec::len).max().unwrap_or(0);
+        let mut seed_ok = vec![true; n_seeds];
         let simrow = Some(simrow);
         let mut row_ok = true;
         for &column in COMPARED {
@@ -179,15 +204,13 @@ pub fn compare(sim: &Seeds, reference: &[RefRow]) -> Comparison {
                         (lo.min(x), hi.max(x))
                     })
             });
-            let (tol, ok) = match (target, simulated) {
-                (Some(t), Some(s)) => {
-                    let tol = tolerance(column, t);
-                    (tol, (s - t).abs() <= tol + 1e-9)
-                }
-                (None, None) => (0.0, true),
-                _ => (0.0, false),
-            };
+            let tol = target.map_or(0.0, |t| tolerance(column, t));
+            let ok = meets(simulated, target, tol);
             row_ok &= ok;
+            for (i, seed) in seed_ok.iter_mut().enumerate() {
+                let value = all.and_then(|v| v.get(i).copied().flatten());
+                *seed &= meets(value, target, tol);
+            }
             out.cells.push(Cell {
                 deployment: r.deployment.clone(),
                 failure: r.failure.clone(),
@@ -203,12 +226,15 @@ pub fn compare(sim: &Seeds, reference: &[RefRow]) -> Comparison {
         }
         out.rows
             .push((r.deployment.clone(), r.failure.clone(), row_ok));
+        let within = seed_ok.iter().filter(|&&ok| ok).count();
+        out.seeds_within.push((within, n_seeds));
     }
     out
 }
 
-/// The comparison as text: one line per cell, then the count of rows within tolerance or
-/// inside the seeds' range, and last `K/N reference rows within tolerance`.
+/// The comparison as text: one line per cell; per row, how many seeds' own runs meet it; the
+/// rows one simulated run meets on average; the count of rows within tolerance or inside the
+/// seeds' range; and last `K/N reference rows within tolerance`.
 pub fn render(c: &Comparison) -> String {
     let fmt = |x: Option<f64>| x.map_or("N/A".to_string(), |v| format!("{v:.2}"));
     let mut s = format!(
@@ -246,12 +272,25 @@ pub fn render(c: &Comparison) -> String {
             }
         ));
     }
+    s.push_str(&format!(
+        "{:<16} {:<26} seeds whose own run is within tolerance (one simulated run against the \
+         one measured run)\n",
+        "deployment", "failure"
+    ));
+    for ((d, f, _), (k, n)) in c.rows.iter().zip(&c.seeds_within) {
+        s.push_str(&format!("{d:<16} {f:<26} {k}/{n}\n"));
+    }
     if !c.not_simulated.is_empty() {
         s.push_str(&format!(
             "{} reference rows not in the results (not simulated)\n",
             c.not_simulated.len()
         ));
     }
+    s.push_str(&format!(
+        "{:.1}/{} reference rows met by one simulated run, on average over the seeds\n",
+        c.rows_single_run(),
+        c.rows.len()
+    ));
     s.push_str(&format!(
         "{}/{} reference rows within tolerance or, where not, inside the seeds' range (MISS*)\n",
         c.rows_plausible(),
@@ -363,17 +402,18 @@ d,x,120.00,100.00,0.00,50.00,200.00,2.00,1.00,10.00";
     fn a_miss_inside_the_seed_range_is_told_apart() {
         let r = parse_reference(REF).unwrap();
         let row = |failed_after: &[f64]| -> Seeds {
+            // Every seed has the same value in every other cell.
             let mut cols: BTreeMap<String, Vec<Option<f64>>> = [
-                ("startup_s", vec![110.0]),
-                ("success_before", vec![100.0]),
-                ("failed_before", vec![0.0]),
-                ("success_after", vec![50.0]),
-                ("latency_before_s", vec![2.0]),
-                ("latency_after_s", vec![1.0]),
-                ("recovery_s", vec![10.0]),
+                ("startup_s", 110.0),
+                ("success_before", 100.0),
+                ("failed_before", 0.0),
+                ("success_after", 50.0),
+                ("latency_before_s", 2.0),
+                ("latency_after_s", 1.0),
+                ("recovery_s", 10.0),
             ]
             .into_iter()
-            .map(|(k, v)| (k.to_string(), v.into_iter().map(Some).collect()))
+            .map(|(k, v)| (k.to_string(), vec![Some(v); failed_after.len()]))
             .collect();
             cols.insert(
                 "failed_after".into(),
@@ -397,6 +437,12 @@ d,x,120.00,100.00,0.00,50.00,200.00,2.00,1.00,10.00";
         let outside = compare(&row(&[150.0, 160.0, 170.0]), &r);
         assert_eq!((outside.rows_ok(), outside.rows_plausible()), (0, 0));
         assert_eq!(starred(&outside), 0);
+        // One run against one run: of seeds 100, 160 and 220, only 220 is within 200 ± 20
+        // (the other cells hold for every seed).
+        assert_eq!(inside.seeds_within, vec![(1, 3)]);
+        assert!((inside.rows_single_run() - 1.0 / 3.0).abs() < 1e-12);
+        assert!(render(&inside).contains("\nd                x                          1/3\n"));
+        assert_eq!(outside.seeds_within, vec![(0, 3)]);
     }
 
     #[test]
