@@ -87,6 +87,15 @@ fn detokenizer_and_trtllm_engine_core_kills_change_nothing() {
         );
         assert!(!restarted(&log), "{kind:?}: no restart");
         assert_eq!(log.attempts.len(), 4 * 150);
+        // Not even a delay: every attempt starts and ends as in the run without a fault.
+        let calm = run(backend, FailureKind::None);
+        let times =
+            |l: &RunLog| -> Vec<_> { l.attempts.iter().map(|a| (a.start, a.end)).collect() };
+        assert_eq!(
+            times(&log),
+            times(&calm),
+            "{kind:?}: as if nothing happened"
+        );
     }
 }
 
@@ -128,6 +137,12 @@ fn a_dead_sglang_prefill_scheduler_leaves_the_decode_engines_alive() {
             .filter(|a| a.outcome == Outcome::Timeout)
             .count();
         assert!(hung > 0, "seed {seed}: requests to the dead scheduler hang");
+        // No engine dies with it: no worker leaves discovery or restarts.
+        assert!(
+            log.departures.iter().all(|d| d.0 < fault),
+            "seed {seed}: a worker left discovery"
+        );
+        assert!(!restarted(&log), "seed {seed}: a worker restarted");
         // Round-robin over the two prefill workers sends about half to the hung one.
         assert!(
             ok * 5 >= after.len() * 2,

@@ -161,7 +161,8 @@ fn fast(
                             first.insert(id, now);
                         }
                         Output::Finished(id) => {
-                            out.insert(id, (first.get(&id).copied().unwrap_or(now), now));
+                            let ft = *first.get(&id).expect("a first token before the end");
+                            out.insert(id, (ft, now));
                         }
                     }
                 }

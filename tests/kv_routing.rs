@@ -46,10 +46,22 @@ fn kv_routing_beats_round_robin_on_prefix_hits_and_ttft() {
 /// TTL would need, the prediction still finds more cached prefixes than round-robin.
 #[test]
 fn the_approximate_kv_router_still_beats_round_robin_on_prefix_hits() {
-    let mut s = shipped::scenario("kv-routing.ron");
-    s.policies.kv_events = false;
-    let runs = dynsim::sweep::plan(std::slice::from_ref(&s), None);
-    let rows = dynsim::sweep::run_all(std::slice::from_ref(&s), &runs, |_, _| Ok(())).unwrap();
+    let sweep = |kv_events: bool| {
+        let mut s = shipped::scenario("kv-routing.ron");
+        s.policies.kv_events = kv_events;
+        let runs = dynsim::sweep::plan(std::slice::from_ref(&s), None);
+        dynsim::sweep::run_all(std::slice::from_ref(&s), &runs, |_, _| Ok(())).unwrap()
+    };
+    let (rows, with_events) = (sweep(false), sweep(true));
+    // The switch is in effect, and only for the KV router: its runs route otherwise than the
+    // event-driven ones, the round-robin runs are the same runs.
+    for (a, e) in rows.iter().zip(&with_events) {
+        assert_eq!((&a.router, a.seed), (&e.router, e.seed));
+        match a.router.as_str() {
+            "kv" => assert_ne!(a.trace_hash, e.trace_hash, "seed {}", a.seed),
+            _ => assert_eq!(a.trace_hash, e.trace_hash, "seed {}", a.seed),
+        }
+    }
     let mean = |router: &str| {
         let v: Vec<f64> = rows
             .iter()

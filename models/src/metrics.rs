@@ -114,7 +114,8 @@ pub struct RunLog {
     pub picks: Vec<(SimTime, u16, u32)>,
     /// Workers leaving discovery (lease expired or revoked): (when, slot, incarnation).
     pub departures: Vec<(SimTime, u16, u32)>,
-    /// Worker incarnations: (slot, incarnation, serving from, dead from).
+    /// Worker incarnations: (slot, incarnation, serving from, serving until — its engine's
+    /// death, its shutdown or its exit, whichever came first).
     pub incarnations: Vec<(u16, u32, SimTime, Option<SimTime>)>,
     /// Pods turning Ready (their readiness probe passed): (when, pod slot).
     pub pods_ready: Vec<(SimTime, u16)>,
@@ -434,6 +435,8 @@ mod tests {
             at: t(5.0),
             frontend: false,
         });
+        // Only a line from before the fault: nothing recovered after it.
+        assert_eq!(log.parse(None).recovery_s, None);
         log.ready_lines.push(ReadyLine {
             at: t(13.5),
             frontend: true,

@@ -560,16 +560,22 @@ mod tests {
         assert_eq!(ms(p.process.lease_keepalive), 500);
         assert_eq!(ms(p.kube.frontend_readiness.initial_delay), 9_000);
         assert_eq!(ms(p.kube.frontend_readiness.period), 11_000);
-        // Nothing else moves.
-        assert_eq!(
-            p.kube.worker_readiness.period,
-            base.kube.worker_readiness.period
-        );
-        assert_eq!(p.process.worker_start_sd, base.process.worker_start_sd);
+        // Nothing else moves: each field alone changes one value of the whole profile.
+        let lines =
+            |p: &Profile| -> Vec<String> { format!("{p:#?}").lines().map(str::to_owned).collect() };
+        let before = lines(&base);
+        for (name, value) in o.set() {
+            let one: Overrides = ron::Options::default()
+                .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
+                .from_str(&format!("({name}: {value:?})"))
+                .unwrap();
+            let after = lines(&one.apply(base.clone()));
+            assert_eq!(after.len(), before.len(), "{name}");
+            let moved = before.iter().zip(&after).filter(|(a, b)| a != b).count();
+            assert_eq!(moved, 1, "{name} changes exactly one value");
+        }
         // No override: the profile as built in.
-        let same = Overrides::default().apply(base.clone());
-        assert_eq!(same.disagg.nic_bandwidth, base.disagg.nic_bandwidth);
-        assert_eq!(same.process.lease_ttl, base.process.lease_ttl);
+        assert_eq!(lines(&Overrides::default().apply(base.clone())), before);
     }
 
     #[test]

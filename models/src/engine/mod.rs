@@ -109,6 +109,8 @@ pub struct Engine {
     plan: Option<Plan>,
     outputs: Vec<Output>,
     steps_done: u64,
+    /// Requests preempted so far (each recomputes its tokens when readmitted).
+    preemptions: u64,
     /// Aborted requests still held (marked during a step, dropped when it ends).
     aborted: usize,
     /// Prompt tokens of first admissions, and how many of them the prefix cache held.
@@ -144,6 +146,7 @@ impl Engine {
             plan: None,
             outputs: Vec::new(),
             steps_done: 0,
+            preemptions: 0,
             aborted: 0,
             prompt_tokens: 0,
             cached_tokens: 0,
@@ -206,6 +209,11 @@ impl Engine {
     /// Engine steps executed so far (for reports and the reference test).
     pub fn steps_done(&self) -> u64 {
         self.steps_done
+    }
+
+    /// Requests preempted so far.
+    pub fn preemptions(&self) -> u64 {
+        self.preemptions
     }
 
     /// Whether every KV block is free or only cached (no request holds one).
@@ -508,6 +516,7 @@ impl Engine {
     /// are released, it recomputes from scratch keeping its tokens, and goes to the front of
     /// the waiting queue (`core.rs` 526–549). Returns its budget to refund.
     fn preempt_last(&mut self) -> u32 {
+        self.preemptions += 1;
         let mut v = self.running.pop().expect("a victim");
         let refund = v.step_target - v.step_before;
         self.release(&v);
@@ -752,7 +761,17 @@ mod tests {
         let mid = SimTime::from_nanos((t1.as_nanos() + long_end.as_nanos()) / 2);
         e.submit(mid, 2, 64, 5);
         let cut = e.next_wakeup().unwrap();
-        assert!(cut >= mid && cut < long_end);
+        // The end of the decode step under way at `mid`: steps of the growing context from
+        // t1 (prompt 64 + the first token).
+        let mut step_end = t1;
+        let mut j = 0u64;
+        while step_end < mid {
+            step_end +=
+                SimDuration::from_secs_f64(Polynomial::decode_ms(65 + j, 16_384 * 64) / 1e3);
+            j += 1;
+        }
+        assert_eq!(cut, step_end, "the run stops after the step in progress");
+        assert!(cut < long_end);
         let mut out = vec![];
         while let Some(t) = e.next_wakeup() {
             out.extend(e.wakeup(t).iter().map(|o| (t, *o)));
@@ -788,8 +807,15 @@ mod tests {
         }
         assert!(e.kv_idle(), "every block is returned");
         assert!(e.is_empty());
-        // 4 × 40 tokens on at most 8 blocks of 16: some request must have been recomputed.
-        assert!(e.steps_done() > 4 * 40 / 2, "{}", e.steps_done());
+        // 4 × (30 + 40) tokens need 20 blocks of 16 at the end; 8 hold at most 128 tokens:
+        // requests were preempted, and the same work with room for all preempts none.
+        assert!(e.preemptions() > 0);
+        let mut roomy = Engine::new(EngineLimits::default(), Timing::Polynomial(Polynomial));
+        for id in 0..4 {
+            assert!(roomy.submit(SimTime::ZERO, id, 30, 40));
+        }
+        run_to_idle(&mut roomy);
+        assert_eq!(roomy.preemptions(), 0);
     }
 
     #[test]

@@ -797,10 +797,7 @@ impl Worker {
                     .any(|h| h.stage == Stage::Ingesting(from) && !h.ingest.read_done);
                 if self.phase == Phase::Serving && reading && self.times.prefill_death_kills_reader
                 {
-                    self.phase = Phase::EngineDead;
-                    if let Some((k, _)) = self.wake.take() {
-                        ctx.cancel(k);
-                    }
+                    self.engine_died(ctx, log);
                 }
             }
             WorkerEvent::DumpKv { router } => {
@@ -895,10 +892,7 @@ impl Worker {
                 if gen != self.gen || self.phase != Phase::Serving {
                     return;
                 }
-                self.phase = Phase::EngineDead;
-                if let Some((k, _)) = self.wake.take() {
-                    ctx.cancel(k);
-                }
+                self.engine_died(ctx, log);
                 if self.prefill_role {
                     // KV reads from this engine fail now.
                     for d in 0..self.watchers.decode_workers {
@@ -1075,6 +1069,7 @@ impl Worker {
             }
         }
         self.drop_held(ctx);
+        self.serving_ends(ctx.now(), log);
         self.phase = Phase::Stopping;
         let gen = self.gen;
         ctx.schedule_in(
@@ -1083,15 +1078,31 @@ impl Worker {
         );
     }
 
-    fn exit(&mut self, ctx: &mut Context<Event>, log: &mut RunLog) {
+    /// The engine is gone (the process lives on until the monitor or a signal ends it): it
+    /// serves nothing more.
+    fn engine_died(&mut self, ctx: &mut Context<Event>, log: &mut RunLog) {
+        self.phase = Phase::EngineDead;
+        if let Some((k, _)) = self.wake.take() {
+            ctx.cancel(k);
+        }
+        self.serving_ends(ctx.now(), log);
+    }
+
+    /// Records the end of this incarnation's serving (its engine's death, a shutdown or the
+    /// exit, whichever comes first).
+    fn serving_ends(&self, now: SimTime, log: &mut RunLog) {
         if let Some(rec) = log
             .incarnations
             .iter_mut()
             .rev()
             .find(|r| r.0 == self.idx && r.1 == self.incarnation && r.3.is_none())
         {
-            rec.3 = Some(ctx.now());
+            rec.3 = Some(now);
         }
+    }
+
+    fn exit(&mut self, ctx: &mut Context<Event>, log: &mut RunLog) {
+        self.serving_ends(ctx.now(), log);
         if let Some(p) = &mut self.prefill {
             p.clear();
         }
