@@ -33,3 +33,23 @@ fn events_per_request_are_flat_in_output_length() {
     // And far below one event per token.
     assert!(long < 100.0, "{long}");
 }
+
+#[test]
+fn a_client_refreshes_hundreds_of_frontend_pods() {
+    // Before every request a client refreshes each listed frontend pod; with 300 of them
+    // (more than 256) it still gets to send its requests.
+    let text = r#"Scenario(
+        name: "many-frontends",
+        profile: "a100-k8s",
+        deployments: [Deployment(backend: vllm, dp: 1, frontends: 300)],
+        load: Harness(clients: 1, requests_per_client: 3, input_tokens: 100, output_tokens: 100),
+        failures: [Failure(kind: none)],
+        max_sim_s: 2000.0,
+    )"#;
+    let s = Scenario::parse(text, Path::new("many-frontends.ron")).unwrap();
+    let out = models::cluster::run(&s, &s.deployments[0], &s.failures[0], 1);
+    assert_eq!(
+        out.metrics.success_before, 3,
+        "every request is sent and served"
+    );
+}

@@ -64,3 +64,51 @@ fn a_fault_after_a_number_of_requests_fires_on_a_replayed_trace() {
     assert_eq!(finished_before, 100, "injected as the 100th request ended");
     assert!(out.metrics.success_after.is_some_and(|n| n > 0));
 }
+
+/// Replays `lines` (JSONL records) with a 2-s timeout on one aggregated worker; returns the
+/// latency of the last request [s].
+fn last_latency(name: &str, lines: &[String]) -> f64 {
+    let dir = std::env::temp_dir().join(format!("dynsim-cancel-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("t.jsonl"), lines.join("\n")).unwrap();
+    let text = r#"Scenario(
+    name: "cancel",
+    profile: "a100-k8s",
+    deployments: [Deployment(backend: vllm, mode: agg, tp: 1, dp: 1, frontends: 1)],
+    load: Trace(file: "t.jsonl", block_tokens: 512, speedup: 1.0, timeout_s: 2.0),
+    failures: [Failure(kind: none)],
+)"#;
+    let path = dir.join("s.ron");
+    std::fs::write(&path, text).unwrap();
+    let s = models::scenario::Scenario::load(&path).unwrap();
+    let out = models::cluster::run(&s, &s.deployments[0], &s.failures[0], 1);
+    std::fs::remove_dir_all(dir).unwrap();
+    let last = out.log.attempts.last().unwrap();
+    assert_eq!(last.outcome, Outcome::Success);
+    (last.end - last.start).as_secs_f64()
+}
+
+#[test]
+fn a_request_the_replay_gave_up_on_is_cancelled_in_the_engine() {
+    // 300 requests of 2,000 tokens to generate, more than the engine's 256 sequences, time
+    // out after 2 s; a short one follows at 10 s. The replay closes each timed-out
+    // connection, so the frontend cancels the request and the engine drops it: the short
+    // request is served as on an idle engine, not queued for a seat behind abandoned
+    // generations.
+    let record = |ms: f64, input: u32, output: u32, id: u32| {
+        format!(
+            r#"{{"timestamp": {ms}, "input_length": {input}, "output_length": {output}, "hash_ids": [{id}]}}"#
+        )
+    };
+    let short = record(10_000.0, 512, 20, 999);
+    let mut busy: Vec<String> = (0..300)
+        .map(|i| record(f64::from(i) * 10.0, 512, 2_000, i))
+        .collect();
+    busy.push(short.clone());
+    let alone = last_latency("alone", &[short]);
+    let after = last_latency("after", &busy);
+    assert!(
+        after < alone * 1.5,
+        "{after:.3} s after abandoned requests, {alone:.3} s alone"
+    );
+}

@@ -39,6 +39,12 @@ pub enum ProcessorEvent {
         /// The prompt's shared prefix.
         prefix: Prefix,
     },
+    /// The frontend closed the stream of `attempt` (its client went, or it died): the
+    /// processor closes its own to the worker, which cancels the request.
+    Cancel {
+        /// Attempt id.
+        attempt: u64,
+    },
     /// A worker's answer on its way back to frontend `fe`.
     Relay {
         /// The frontend.
@@ -155,6 +161,16 @@ impl Processor {
                 };
                 ctx.schedule_now(Event::Worker(to.slot, e));
             }
+            ProcessorEvent::Cancel { attempt } => {
+                if let Some(i) = self.carried.iter().position(|c| c.0 == attempt) {
+                    let (_, _, to) = self.carried.swap_remove(i);
+                    let cancel = WorkerEvent::Cancel {
+                        attempt,
+                        incarnation: to.incarnation,
+                    };
+                    ctx.schedule_now(Event::Worker(to.slot, cancel));
+                }
+            }
             ProcessorEvent::Relay { fe, event } => {
                 if self.phase != Phase::Serving {
                     return;
@@ -170,5 +186,77 @@ impl Processor {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sim_core::{Limits, Model, SimTime, Simulation};
+
+    use super::*;
+
+    /// A processor alone; what it sends to workers and frontends is recorded.
+    struct Bench {
+        p: Processor,
+        log: RunLog,
+        sent: Vec<Event>,
+    }
+
+    impl Model for Bench {
+        type Event = Event;
+        fn handle(&mut self, ev: Event, ctx: &mut Context<Event>) {
+            match ev {
+                Event::Processor(_, e) => self.p.handle(e, ctx, &mut self.log),
+                other => self.sent.push(other),
+            }
+        }
+    }
+
+    #[test]
+    fn a_request_its_frontend_drops_is_cancelled_at_the_worker_and_forgotten() {
+        let mut sim = Simulation::new(Bench {
+            p: Processor::new(0, 0, SimDuration::ZERO),
+            log: RunLog::default(),
+            sent: Vec::new(),
+        });
+        let to = Instance {
+            slot: 3,
+            incarnation: 1,
+            prefill: false,
+        };
+        let at = |ms| SimTime::ZERO + SimDuration::from_millis(ms);
+        let p = |e| Event::Processor(0, e);
+        sim.schedule_at(
+            at(0),
+            p(ProcessorEvent::Process(ProcessSignal::Start { gen: 1 })),
+        );
+        let forward = |attempt| ProcessorEvent::Forward {
+            attempt,
+            fe: 0,
+            to,
+            prompt: 10,
+            output: 10,
+            prefix: Prefix::None,
+        };
+        sim.schedule_at(at(1), p(forward(7)));
+        sim.schedule_at(at(1), p(forward(8)));
+        sim.schedule_at(at(2), p(ProcessorEvent::Cancel { attempt: 7 }));
+        sim.run(Limits::default());
+        let b = sim.into_model();
+        let cancels: Vec<u64> = b
+            .sent
+            .iter()
+            .filter_map(|e| match e {
+                Event::Worker(3, WorkerEvent::Cancel { attempt, .. }) => Some(*attempt),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            cancels,
+            [7],
+            "the dropped request is cancelled at its worker"
+        );
+        let carried: Vec<u64> = b.p.carried.iter().map(|c| c.0).collect();
+        assert_eq!(carried, [8], "and no longer carried");
     }
 }

@@ -30,7 +30,7 @@ pub enum ClientEvent {
     /// The API server reads the `k`-th listed pod for its refresh.
     Got {
         /// Index in the listing.
-        k: u8,
+        k: u16,
     },
     /// The last refresh came back: choose a pod.
     Checked,

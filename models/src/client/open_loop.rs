@@ -28,8 +28,8 @@ pub struct OpenLoop {
     start: SimTime,
     next: usize,
     rr: usize,
-    /// Attempts in flight: (attempt id, its timeout).
-    inflight: Vec<(u64, EventKey)>,
+    /// Attempts in flight: (attempt id, its timeout, the frontend it went to).
+    inflight: Vec<(u64, EventKey, Option<u16>)>,
     listed: Vec<(u16, u32)>,
     done: bool,
     /// Whether the runner counts finished requests (for `after_requests` triggers).
@@ -104,7 +104,14 @@ impl OpenLoop {
                 self.send(ctx, i, kube, &listening, log);
             }
             ClientEvent::Answer { attempt, outcome } => self.end(ctx, attempt, outcome, log),
-            ClientEvent::Timeout { attempt } => self.end(ctx, attempt, Outcome::Timeout, log),
+            ClientEvent::Timeout { attempt } => {
+                // The connection is closed: the frontend cancels the request downstream, as
+                // for the suite's client.
+                if let Some(&(_, _, Some(fe))) = self.inflight.iter().find(|x| x.0 == attempt) {
+                    ctx.schedule_now(Event::Frontend(fe, FrontendEvent::ClientGone { attempt }));
+                }
+                self.end(ctx, attempt, Outcome::Timeout, log)
+            }
             _ => {}
         }
     }
@@ -123,7 +130,6 @@ impl OpenLoop {
             self.timeout,
             Event::Client(OPEN_LOOP, ClientEvent::Timeout { attempt: id }),
         );
-        self.inflight.push((id, timeout));
         kube.list(Role::Frontend, &mut self.listed);
         self.listed
             .retain(|&(slot, _)| kube.pod(slot).ready && kube.pod(slot).running);
@@ -135,6 +141,7 @@ impl OpenLoop {
             PodRole::Frontend(fe) if listening(fe) => Some(fe),
             _ => None,
         });
+        self.inflight.push((id, timeout, fe));
         match fe {
             Some(fe) => {
                 let prefix = Prefix::Trace { index: i as u32 };
@@ -161,7 +168,7 @@ impl OpenLoop {
         let Some(k) = self.inflight.iter().position(|x| x.0 == attempt) else {
             return;
         };
-        let (_, timeout) = self.inflight.swap_remove(k);
+        let (_, timeout, _) = self.inflight.swap_remove(k);
         ctx.cancel(timeout);
         log.close_attempt(attempt, ctx.now(), outcome);
         log.attempts[attempt as usize].logged = ctx.now();

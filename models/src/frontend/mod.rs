@@ -141,6 +141,8 @@ struct Inflight {
     routed_by: Option<u16>,
     /// Whether it waits for a standalone router's answer (no worker yet).
     awaiting: bool,
+    /// The processor carrying it, in the older graph.
+    via: Option<u16>,
 }
 
 /// What stands between a frontend and the workers, and its migration policy.
@@ -340,7 +342,7 @@ impl Frontend {
                 .find(|p| !self.proc_down.iter().any(|d| d.0 == *p))
                 .unwrap_or(self.next_proc % n);
             self.next_proc = (p + 1) % n;
-            self.inflight.push(f);
+            self.inflight.push(Inflight { via: Some(p), ..f });
             let e = ProcessorEvent::Forward {
                 attempt: f.attempt,
                 fe: self.idx,
@@ -352,7 +354,7 @@ impl Frontend {
             ctx.schedule_now(Event::Processor(p, e));
             return;
         }
-        self.inflight.push(f);
+        self.inflight.push(Inflight { via: None, ..f });
         let e = WorkerEvent::Generate {
             attempt: f.attempt,
             fe: self.idx,
@@ -484,6 +486,7 @@ impl Frontend {
                     migrations_left: self.migration_limit,
                     routed_by: None,
                     awaiting: false,
+                    via: None,
                 };
                 if let Err(o) = self.route(ctx, f) {
                     self.answer(ctx, client, attempt, o, self.times.error_answer);
@@ -589,13 +592,7 @@ impl Frontend {
             }
             FrontendEvent::ClientGone { attempt } => {
                 if let Some(f) = self.take(ctx, attempt).filter(|f| !f.awaiting) {
-                    ctx.schedule_now(Event::Worker(
-                        f.instance.slot,
-                        WorkerEvent::Cancel {
-                            attempt,
-                            incarnation: f.instance.incarnation,
-                        },
-                    ));
+                    cancel_downstream(ctx, &f);
                 }
             }
         }
@@ -613,13 +610,7 @@ impl Frontend {
                 },
             ));
             if !f.awaiting {
-                ctx.schedule_now(Event::Worker(
-                    f.instance.slot,
-                    WorkerEvent::Cancel {
-                        attempt: f.attempt,
-                        incarnation: f.instance.incarnation,
-                    },
-                ));
+                cancel_downstream(ctx, &f);
             }
         }
         self.workers.clear();
@@ -628,4 +619,22 @@ impl Frontend {
             gen: self.gen,
         }));
     }
+}
+
+/// The frontend drops a request it sent on (the client went, or the frontend dies): its
+/// stream closes, through the processor carrying it when there is one, and the worker
+/// cancels it.
+fn cancel_downstream(ctx: &mut Context<Event>, f: &Inflight) {
+    let (attempt, to) = (f.attempt, f.instance);
+    let e = match f.via {
+        Some(p) => Event::Processor(p, ProcessorEvent::Cancel { attempt }),
+        None => Event::Worker(
+            to.slot,
+            WorkerEvent::Cancel {
+                attempt,
+                incarnation: to.incarnation,
+            },
+        ),
+    };
+    ctx.schedule_now(e);
 }
