@@ -82,6 +82,11 @@ impl DiscoveryClient {
         }
     }
 
+    /// Whether `i` is registered and not dropped: one a request may be sent to.
+    pub fn available(&self, i: Instance) -> bool {
+        self.instances.contains(&i) && !self.down.contains(&i)
+    }
+
     /// Restores dropped instances still registered.
     pub fn reconcile(&mut self, etcd: &Etcd) {
         self.down.retain(|d| !etcd.instances().any(|i| i == *d));

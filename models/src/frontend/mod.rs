@@ -532,6 +532,23 @@ impl Frontend {
                     return;
                 };
                 match to {
+                    // The frontend's push router sends only to an instance its client still
+                    // holds available (`push_router.rs` `direct`: "instance not found"): one
+                    // it saw fail, or that left, fails the request at once — migrated if the
+                    // budget allows, back through the router, which may well pick it again
+                    // until its lease ends.
+                    Some(instance) if !self.workers.available(instance) => {
+                        if let Some(r) = f.routed_by {
+                            let e = RouterEvent::Ended { instance, attempt };
+                            ctx.schedule_now(Event::Router(r, e));
+                        }
+                        let f = Inflight {
+                            instance,
+                            awaiting: false,
+                            ..f
+                        };
+                        self.migrate_or_fail(ctx, f, log);
+                    }
                     Some(instance) => self.dispatch(
                         ctx,
                         Inflight {
