@@ -80,3 +80,48 @@ fn reads_into_one_decode_worker_share_its_nic() {
     );
     assert_eq!(one_node, wide, "{all}");
 }
+
+#[test]
+fn a_read_from_a_prefill_process_that_died_fails_at_once() {
+    // 4,000-token prompts take ~10.8 s each to read at 42.6 MB/s, one at a time per
+    // connection: when the prefill worker's process is killed, reads are under way and
+    // queued. Its KV goes with it: those requests fail then — not hang until the client's
+    // 30-s timeout, nor get a first token later — and the decode worker stays up.
+    let mut s = shipped::scenario("ft-disagg-k8s-a100.ron");
+    let models::scenario::Load::Harness(h) = &mut s.load else {
+        panic!("the suite's harness")
+    };
+    h.input_tokens = 4_000;
+    h.clients = 4;
+    h.requests_per_client = 20;
+    let f = shipped::failure(&s, FailureKind::PrefillWorker);
+    let mut failed_at_kill = 0;
+    for seed in 1..=5 {
+        let log = models::cluster::run(&s, &s.deployments[0], &f, seed).log;
+        let fault = log.fault_logged.expect("injected");
+        let caught: Vec<_> = log
+            .attempts
+            .iter()
+            .filter(|a| a.start < fault && a.end > fault)
+            .collect();
+        for a in &caught {
+            assert_ne!(a.outcome, Outcome::Timeout, "seed {seed}: a read hung");
+            // The kill lands within ~1 s of the fault line; a read done before it yields
+            // its first token within a hand-off and a step.
+            let cut = fault + sim_core::SimDuration::from_secs(2);
+            assert!(
+                a.first_token.is_none_or(|t| t <= cut),
+                "seed {seed}: a late first token"
+            );
+        }
+        failed_at_kill += caught
+            .iter()
+            .filter(|a| a.outcome != Outcome::Success)
+            .count();
+        assert!(
+            log.departures.iter().all(|d| d.1 != 0 || d.0 < fault),
+            "seed {seed}: the decode worker stays up"
+        );
+    }
+    assert!(failed_at_kill > 0, "some reads were under way at the kill");
+}

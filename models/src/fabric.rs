@@ -39,6 +39,12 @@ pub enum FabricEvent {
         /// Worker index.
         worker: u16,
     },
+    /// Prefill instance `from`'s process is gone: the transfers reading from it end
+    /// unfinished.
+    SourceGone {
+        /// The prefill instance.
+        from: Instance,
+    },
 }
 
 /// One KV read.
@@ -213,21 +219,25 @@ impl Fabric {
                 ctx.schedule_now(Event::Worker(t.reader, e));
                 self.share(ctx);
             }
-            FabricEvent::ReaderGone { worker } => {
-                let mut any = false;
-                for (slot, f) in self.flows.iter_mut().enumerate() {
-                    if f.is_some_and(|f| f.t.reader == worker) {
-                        if let Some(k) = f.take().and_then(|f| f.due) {
-                            ctx.cancel(k);
-                        }
-                        self.free.push(slot as u32);
-                        any = true;
-                    }
+            FabricEvent::ReaderGone { worker } => self.drop_flows(ctx, |t| t.reader == worker),
+            FabricEvent::SourceGone { from } => self.drop_flows(ctx, |t| t.from == from),
+        }
+    }
+
+    /// Ends the flows whose transfer matches `gone`, unfinished, and shares the links again.
+    fn drop_flows(&mut self, ctx: &mut Context<Event>, gone: impl Fn(&Transfer) -> bool) {
+        let mut any = false;
+        for (slot, f) in self.flows.iter_mut().enumerate() {
+            if f.is_some_and(|f| gone(&f.t)) {
+                if let Some(k) = f.take().and_then(|f| f.due) {
+                    ctx.cancel(k);
                 }
-                if any {
-                    self.share(ctx);
-                }
+                self.free.push(slot as u32);
+                any = true;
             }
+        }
+        if any {
+            self.share(ctx);
         }
     }
 
@@ -442,6 +452,27 @@ mod tests {
             ],
         );
         assert_eq!(e, vec![1_000, 1_000]);
+    }
+
+    #[test]
+    fn a_gone_source_frees_its_share() {
+        // Prefill workers 0 and 1 on their own hosts feed reader 2 on a third, sharing its
+        // down-link; worker 0's process goes at 500 ns: its read never ends, reader 2's other
+        // read takes the whole link: 250 + 750 bytes, done at 1,250 ns.
+        let gone = Instance {
+            slot: 0,
+            incarnation: 0,
+            prefill: true,
+        };
+        let e = ends(
+            vec![0, 1, 2],
+            vec![
+                (0, read(0, 0, 2, 1_000.0, 1.0)),
+                (0, read(1, 1, 2, 1_000.0, 1.0)),
+                (500, Event::Fabric(FabricEvent::SourceGone { from: gone })),
+            ],
+        );
+        assert_eq!(e, vec![1_250]);
     }
 
     #[test]

@@ -27,8 +27,9 @@
 //! prefills locally and counts a fallback; with it on and no live prefill instance the request
 //! fails. So a dead prefill worker keeps failing requests until its lease ends AND the next
 //! check — the ~12 s (not ~7.5 s) of failures the disaggregated `prefill_worker` rows show. A
-//! prefill worker's death fails its remote prefills; the decode worker drops that instance until
-//! the reconcile finds it registered again. When a vLLM prefill ENGINE dies, KV reads from it
+//! prefill worker's death fails its remote prefills and the KV reads from it not yet done (the
+//! KV goes with the process); the decode worker drops that instance until the reconcile finds
+//! it registered again. When a vLLM prefill ENGINE dies, KV reads from it
 //! fail: a decode worker with KV still to read from it (waiting for the read or in it)
 //! loses its own engine, as vLLM 0.9.2–0.10.2's NIXL connector does not catch the error (the
 //! published observation "prefill worker engine failure causes decode engine failure").
@@ -149,6 +150,13 @@ pub enum WorkerEvent {
     },
     /// To a decode worker: the engine of prefill instance `from` died; KV reads from it fail.
     PrefillEngineLost {
+        /// The prefill instance.
+        from: Instance,
+    },
+    /// To a decode worker: the process of prefill instance `from` is gone, and the KV it
+    /// held with it. Reads from it not yet done cannot finish: those requests fail (the
+    /// decode engine is not taken down: the suite's `prefill_worker` rows show none).
+    PrefillProcessGone {
         /// The prefill instance.
         from: Instance,
     },
@@ -800,6 +808,23 @@ impl Worker {
                     self.engine_died(ctx, log);
                 }
             }
+            WorkerEvent::PrefillProcessGone { from } => {
+                if self.phase != Phase::Serving {
+                    return;
+                }
+                self.connected.retain(|c| c.to != from);
+                let mut i = 0;
+                while i < self.held.len() {
+                    let h = &self.held[i];
+                    if h.stage == Stage::Ingesting(from) && !h.ingest.read_done {
+                        let h = self.held.swap_remove(i);
+                        self.fail(ctx, h, false);
+                    } else {
+                        i += 1;
+                    }
+                }
+                self.next_handoff(ctx);
+            }
             WorkerEvent::DumpKv { router } => {
                 if self.phase == Phase::Serving && !self.prefill_role {
                     let from = self.instance();
@@ -1112,6 +1137,14 @@ impl Worker {
         self.handoff_busy = false;
         if !self.prefill_role && self.prefill.is_some() {
             ctx.schedule_now(Event::Fabric(FabricEvent::ReaderGone { worker: self.idx }));
+        }
+        if self.prefill_role {
+            // Its KV goes with the process: reads from it stop.
+            let from = self.instance();
+            ctx.schedule_now(Event::Fabric(FabricEvent::SourceGone { from }));
+            for d in 0..self.watchers.decode_workers {
+                ctx.schedule_now(Event::Worker(d, WorkerEvent::PrefillProcessGone { from }));
+            }
         }
         self.phase = Phase::Down;
         ctx.schedule_now(Event::Kube(KubeEvent::ContainerExited {
