@@ -509,6 +509,15 @@ impl Worker {
         let _ = self.engine.kill();
         self.start_pending = false;
         for (h, g) in std::mem::take(&mut self.held).into_iter().zip(progress) {
+            if let Stage::Prefilling(to) = h.stage {
+                // Its stream from the prefill worker breaks: that worker stops the request
+                // (the requester's disconnect stops the request's context there too).
+                let e = WorkerEvent::Cancel {
+                    attempt: h.attempt,
+                    incarnation: to.incarnation,
+                };
+                ctx.schedule_now(Event::Worker(to.slot, e));
+            }
             self.fail_with(ctx, h, true, g);
         }
         if let Some((k, _)) = self.wake.take() {
