@@ -45,7 +45,9 @@ const AGG_GAPS: &[(&str, &str, &str)] = &[
 ];
 
 /// Disaggregated rows the model does not meet yet, and why. (Issue 4 allows 3 gaps over all 30
-/// rows; with the two aggregated ones above this list is over that budget: the issue stays open.)
+/// rows; with the two aggregated ones above — which no single profile can meet, as their
+/// sibling rows ask the same mechanism for the opposite — this list is over that budget, and
+/// the issue is blocked on more measured runs or the cluster's kubelet data.)
 /// One row met is met for a fragile reason: disagg-tp-1-dp-2 `vllm_prefill_engine_core`
 /// (no decode engine dies, as measured) holds because the kill at 30.8 s after the clients'
 /// spawn finds both decode workers with no KV to read from the dying prefill engine in all 40
