@@ -12,7 +12,7 @@ use crate::frontend::FrontendEvent;
 use crate::k8s::kubelet::{KubeEvent, ProcessSignal};
 use crate::metrics::{ReadyLine, RunLog};
 use crate::request::Prefix;
-use crate::worker::WorkerEvent;
+use crate::worker::{cancel_at, WorkerEvent};
 
 /// Events handled by a processor.
 #[derive(Clone, Copy, Debug)]
@@ -112,11 +112,7 @@ impl Processor {
                         processor: self.idx,
                     };
                     ctx.schedule_now(Event::Frontend(fe, lost));
-                    let cancel = WorkerEvent::Cancel {
-                        attempt,
-                        incarnation: to.incarnation,
-                    };
-                    ctx.schedule_now(Event::Worker(to.slot, cancel));
+                    ctx.schedule_now(cancel_at(to, attempt));
                 }
                 ctx.schedule_now(Event::Kube(KubeEvent::ContainerExited {
                     pod: self.pod,
@@ -164,11 +160,7 @@ impl Processor {
             ProcessorEvent::Cancel { attempt } => {
                 if let Some(i) = self.carried.iter().position(|c| c.0 == attempt) {
                     let (_, _, to) = self.carried.swap_remove(i);
-                    let cancel = WorkerEvent::Cancel {
-                        attempt,
-                        incarnation: to.incarnation,
-                    };
-                    ctx.schedule_now(Event::Worker(to.slot, cancel));
+                    ctx.schedule_now(cancel_at(to, attempt));
                 }
             }
             ProcessorEvent::Relay { fe, event } => {

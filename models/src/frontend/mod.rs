@@ -29,7 +29,7 @@ use crate::processor::ProcessorEvent;
 use crate::request::{Prefix, Traces};
 use crate::router::service::RouterEvent;
 use crate::router::{RouteRequest, Router};
-use crate::worker::WorkerEvent;
+use crate::worker::{cancel_at, WorkerEvent};
 
 /// Events handled by a frontend.
 #[derive(Clone, Copy, Debug)]
@@ -642,16 +642,9 @@ impl Frontend {
 /// stream closes, through the processor carrying it when there is one, and the worker
 /// cancels it.
 fn cancel_downstream(ctx: &mut Context<Event>, f: &Inflight) {
-    let (attempt, to) = (f.attempt, f.instance);
     let e = match f.via {
-        Some(p) => Event::Processor(p, ProcessorEvent::Cancel { attempt }),
-        None => Event::Worker(
-            to.slot,
-            WorkerEvent::Cancel {
-                attempt,
-                incarnation: to.incarnation,
-            },
-        ),
+        Some(p) => Event::Processor(p, ProcessorEvent::Cancel { attempt: f.attempt }),
+        None => cancel_at(f.instance, f.attempt),
     };
     ctx.schedule_now(e);
 }

@@ -230,6 +230,23 @@ struct Held {
     ingest: Ingest,
 }
 
+impl Held {
+    /// Whether a decode worker still has KV to read for it from prefill instance `from`
+    /// (waiting for the read or in it).
+    fn reading_from(&self, from: Instance) -> bool {
+        self.stage == Stage::Ingesting(from) && !self.ingest.read_done
+    }
+}
+
+/// The event that cancels `attempt` at worker instance `to` (its requester's stream closed).
+pub(crate) fn cancel_at(to: Instance, attempt: u64) -> Event {
+    let e = WorkerEvent::Cancel {
+        attempt,
+        incarnation: to.incarnation,
+    };
+    Event::Worker(to.slot, e)
+}
+
 /// How far a decode worker has taken in a remote prefill: it enters the engine once both its
 /// KV read and its hand-off are over.
 #[derive(Clone, Copy, Debug, Default)]
@@ -512,11 +529,7 @@ impl Worker {
             if let Stage::Prefilling(to) = h.stage {
                 // Its stream from the prefill worker breaks: that worker stops the request
                 // (the requester's disconnect stops the request's context there too).
-                let e = WorkerEvent::Cancel {
-                    attempt: h.attempt,
-                    incarnation: to.incarnation,
-                };
-                ctx.schedule_now(Event::Worker(to.slot, e));
+                ctx.schedule_now(cancel_at(to, h.attempt));
             }
             self.fail_with(ctx, h, true, g);
         }
@@ -808,10 +821,7 @@ impl Worker {
                 }
             }
             WorkerEvent::PrefillEngineLost { from } => {
-                let reading = self
-                    .held
-                    .iter()
-                    .any(|h| h.stage == Stage::Ingesting(from) && !h.ingest.read_done);
+                let reading = self.held.iter().any(|h| h.reading_from(from));
                 if self.phase == Phase::Serving && reading && self.times.prefill_death_kills_reader
                 {
                     self.engine_died(ctx, log);
@@ -824,8 +834,7 @@ impl Worker {
                 self.connected.retain(|c| c.to != from);
                 let mut i = 0;
                 while i < self.held.len() {
-                    let h = &self.held[i];
-                    if h.stage == Stage::Ingesting(from) && !h.ingest.read_done {
+                    if self.held[i].reading_from(from) {
                         let h = self.held.swap_remove(i);
                         self.fail(ctx, h, false);
                     } else {
